@@ -1,0 +1,36 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export const DEFAULT_CONFIG = 'config/smtp-bridge.yaml';
+
+export class UsageError extends Error {}
+
+/**
+ * Parses a command's options with node's own parser; unknown options and
+ * stray positionals become a UsageError (exit 2) carrying the command's help.
+ */
+export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  options: T,
+  help: string,
+  allowPositionals = false,
+) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${help}`);
+  }
+}
+
+/** Runs a command body, turning UsageError into exit 2 and any other error into one line and exit 1. */
+export async function runCommand(body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      return 2;
+    }
+    console.error(`smtp-bridge: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { pathToFileURL } from 'node:url';
+import { realpathSync } from 'node:fs';
+
+/**
+ * Each command lives in its own file and exports `run(argv)`, resolving to the
+ * exit code: 0 success, 1 a failure it explained in one line, 2 bad usage.
+ */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  serve: { summary: 'run the bridge', load: () => import('./serve.js') },
+  'check-config': { summary: 'validate a config file and print a summary', load: () => import('./check-config.js') },
+};
+
+const USAGE = `usage: smtp-bridge <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, command]) => `  ${name.padEnd(14)} ${command.summary}`)
+  .join('\n')}
+
+Run "smtp-bridge <command> --help" for a command's options.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const command = name ? COMMANDS[name] : undefined;
+  if (!command) {
+    console.error(name ? `smtp-bridge: unknown command "${name}"\n\n${USAGE}` : USAGE);
+    return 2;
+  }
+  return (await command.load()).run(rest);
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`smtp-bridge: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    },
+  );
+}
