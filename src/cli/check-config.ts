@@ -1,0 +1,90 @@
+import bytes from 'bytes';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
+import { LAN_NETWORKS, type Device, type Listener, type Upstream } from '../config/schema.js';
+import { DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
+
+const USAGE = `usage: smtp-bridge check-config [-c FILE]
+
+Validates the config file, resolves its secrets and prints a summary
+(never a password). Exit 0 if the config is good, 1 if not, 2 on bad usage.
+
+options:
+  -c, --config FILE   config file (default ${DEFAULT_CONFIG})
+  -h, --help          show this help`;
+
+export async function run(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, USAGE);
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    let loaded: LoadedConfig;
+    try {
+      loaded = await loadConfig(values.config);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.error(err.message);
+      return 1;
+    }
+    console.log(summary(loaded));
+    return 0;
+  });
+}
+
+function summary({ config, file, warnings }: LoadedConfig): string {
+  const listeners = config.listen.map((listener) => [hostPort(listener.address, listener.port), listener] as const);
+  const width = Math.max(...listeners.map(([address]) => address.length));
+  const lines = [
+    `config:    ${file} (ok)`,
+    `hostname:  ${config.hostname}`,
+    `tls:       min ${config.tls.min_version}, cert ${config.tls.cert_file}, key ${config.tls.key_file}`,
+    `spool:     ${config.spool.dir}`,
+    `max size:  ${bytes.format(config.max_message_size)}`,
+    '',
+    'listeners:',
+    ...listeners.map(([address, listener]) => `  ${address.padEnd(width)}  tls ${listener.tls.padEnd(8)}  ${cleartextAuth(listener)}`),
+    '',
+    'upstreams:',
+    ...Object.entries(config.upstreams).map(([name, upstream]) => `  ${name}: ${describeUpstream(upstream)}`),
+    '',
+    'devices:',
+    ...Object.entries(config.devices).flatMap(([name, device]) => describeDevice(name, device)),
+  ];
+  if (warnings.length > 0) lines.push('', 'warnings:', ...warnings.map((warning) => `  ${warning}`));
+  return lines.join('\n');
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function cleartextAuth(listener: Listener): string {
+  if (listener.tls === 'implicit') return 'no cleartext';
+  return listener.allow_cleartext_auth ? 'cleartext AUTH allowed' : 'cleartext AUTH refused';
+}
+
+function describeUpstream(upstream: Upstream): string {
+  if (upstream.type === 'directory') return `directory ${upstream.path} (capture: writes .eml files, delivers nowhere)`;
+  const address = upstream.port === undefined ? `${upstream.host} (default port)` : hostPort(upstream.host, upstream.port);
+  const parts = [
+    `smtp ${address}`,
+    `tls ${upstream.tls}, min ${upstream.min_version}`,
+    `auth ${upstream.auth.user} with ${upstream.auth.mechanism}`,
+  ];
+  if (upstream.ca_file) parts.push(`ca ${upstream.ca_file}`);
+  return parts.join(', ');
+}
+
+function describeDevice(name: string, device: Device): string[] {
+  return [
+    `  ${name}`,
+    ...(device.auth === 'none'
+      ? ['    auth:       none (identified by network)']
+      : [`    username:   ${device.username ?? name}`, `    auth:       required, mechanisms ${device.mechanisms.join(', ')}`]),
+    `    networks:   ${device.networks ? device.networks.join(', ') : `LAN default (${LAN_NETWORKS.join(', ')})`}`,
+    `    senders:    ${device.senders.join(', ')}`,
+    `    recipients: ${device.recipients ? device.recipients.join(', ') : 'any'}`,
+    `    upstream:   ${device.upstream}`,
+  ];
+}

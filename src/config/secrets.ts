@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Config } from './schema.js';
+
+export type ConfigPath = readonly (string | number)[];
+
+/** How secret problems are worded, so they read like the schema's own issues. */
+export interface IssueFormatter {
+  /** The dotted path alone: `devices.doorphone.password_file`. */
+  name(path: ConfigPath): string;
+  /** A full issue: `devices.doorphone.password_file: <message> (line 9)`. */
+  issue(path: ConfigPath, message: string): string;
+}
+
+export interface GeneratedPassword {
+  device: string;
+  file: string;
+  password: string;
+}
+
+export interface SecretResolution {
+  issues: string[];
+  warnings: string[];
+  generatedPasswords: GeneratedPassword[];
+}
+
+interface SecretHolder {
+  password?: string;
+  password_env?: string;
+  password_file?: string;
+}
+
+/**
+ * Reads every `password_env` and `password_file` into `password` and deletes
+ * the source key, so later stages only ever read `password`. Expects
+ * `password_file` paths to be absolute already. Mutates `config`.
+ */
+export async function resolveSecrets(
+  config: Config,
+  options: { createMissingPasswords: boolean; configFileMode: number; locate: IssueFormatter },
+): Promise<SecretResolution> {
+  const { locate } = options;
+  const result: SecretResolution = { issues: [], warnings: [], generatedPasswords: [] };
+  const holders: { path: ConfigPath; holder: SecretHolder; generatedFor?: string }[] = [
+    ...Object.entries(config.devices).map(([name, device]) => ({
+      path: ['devices', name],
+      holder: device,
+      generatedFor: device.generate_password ? name : undefined,
+    })),
+    ...Object.entries(config.upstreams).flatMap(([name, upstream]) =>
+      upstream.type === 'smtp' ? [{ path: ['upstreams', name, 'auth'], holder: upstream.auth }] : [],
+    ),
+  ];
+  // Windows reports no group/other bits worth trusting, so the check would only cry wolf there.
+  const exposedMode = process.platform !== 'win32' && (options.configFileMode & 0o044) !== 0;
+
+  for (const { path, holder, generatedFor } of holders) {
+    if (holder.password !== undefined && exposedMode) {
+      const mode = (options.configFileMode & 0o777).toString(8).padStart(4, '0');
+      result.warnings.push(
+        locate.issue(
+          [...path, 'password'],
+          `plain password in a config file readable by group or others (mode ${mode}); chmod 600 the file, or use password_env or password_file`,
+        ),
+      );
+    }
+
+    if (holder.password_env !== undefined) {
+      const variable = holder.password_env;
+      const value = process.env[variable];
+      if (value) holder.password = value;
+      else result.issues.push(locate.issue([...path, 'password_env'], `environment variable ${variable} is not set`));
+      delete holder.password_env;
+      continue;
+    }
+
+    if (holder.password_file !== undefined) {
+      const file = holder.password_file;
+      const at = [...path, 'password_file'];
+      delete holder.password_file;
+      let content: string;
+      try {
+        content = await readFile(file, 'utf8');
+      } catch (err) {
+        if (!generatedFor || (err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          result.issues.push(locate.issue(at, `cannot read ${file}: ${describeFsError(err)}`));
+        } else if (!options.createMissingPasswords) {
+          result.warnings.push(`${locate.name(at)}: ${file} does not exist yet; serve will generate it`);
+        } else {
+          try {
+            holder.password = await createPasswordFile(file);
+            result.generatedPasswords.push({ device: generatedFor, file, password: holder.password });
+          } catch (createErr) {
+            result.issues.push(locate.issue(at, `cannot create ${file}: ${describeFsError(createErr)}`));
+          }
+        }
+        continue;
+      }
+      // Editors and `echo` add a final newline that is not part of the secret.
+      const password = content.replace(/\r?\n$/, '');
+      if (password) holder.password = password;
+      else result.issues.push(locate.issue(at, `${file} is empty`));
+    }
+  }
+  return result;
+}
+
+/** 18 random bytes as base64url: 24 characters, 144 bits, safe to type into a device's web form. */
+async function createPasswordFile(file: string): Promise<string> {
+  const password = randomBytes(18).toString('base64url');
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  // `wx`: never overwrite a password some device may already be configured with.
+  await writeFile(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  return password;
+}
+
+/** The errno reason of an fs error ("no such file or directory"), without the path the caller already names. */
+export function describeFsError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return /^[A-Z0-9_]+: (.*?), \w+(?: '.*')?$/.exec(message)?.[1] ?? message;
+}

@@ -1,0 +1,520 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../src/config/load.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'smtp-bridge-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes the lines as `bridge.yaml` (mode 0600 unless told) and returns its path; line N of the file is lines[N-1]. */
+function writeConfig(dir: string, lines: string[], mode = 0o600): string {
+  const file = join(dir, 'bridge.yaml');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  chmodSync(file, mode);
+  return file;
+}
+
+/** Lines 1-6 of most broken configs: the device under test starts at line 7. */
+const HEAD = [
+  'listen:',
+  '  - { port: 2525, tls: none }',
+  'upstreams:',
+  '  local: { type: directory, path: captured }',
+  'devices:',
+  '  doorphone:',
+];
+
+async function issuesOf(file: string): Promise<string[]> {
+  try {
+    await loadConfig(file);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail('the config loaded, but it should have been refused');
+}
+
+async function assertIssues(t: TestContext, lines: string[], expected: string[]): Promise<void> {
+  const file = writeConfig(tempDir(t), lines);
+  assert.deepEqual(await issuesOf(file), expected);
+}
+
+test('an unknown key is named at its own line', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    pasword: typo', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['devices.doorphone.pasword: unknown key (line 8)'],
+  );
+});
+
+test('an unknown mechanism is named by its index in the list', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    mechanisms:', '      - PLAIN', '      - CRAM-SHA1', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['devices.doorphone.mechanisms[1]: unknown mechanism "CRAM-SHA1" (line 10)'],
+  );
+});
+
+test('a port that is not a number', async (t) => {
+  await assertIssues(
+    t,
+    ['hostname: bridge.lan', 'listen:', '  - port: 587', '    tls: starttls', '  - port: abc', '    tls: none', ...HEAD.slice(2), '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['listen[1].port: must be a port number, got "abc" (line 5)'],
+  );
+});
+
+test('a port out of range', async (t) => {
+  await assertIssues(
+    t,
+    ['listen:', '  - { port: 70000, tls: none }', ...HEAD.slice(2), '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['listen[0].port: must be between 1 and 65535 (line 2)'],
+  );
+});
+
+test('an unknown listener tls mode', async (t) => {
+  await assertIssues(
+    t,
+    ['listen:', '  - { port: 465, tls: ssl }', ...HEAD.slice(2), '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['listen[0].tls: unknown listener tls mode "ssl" (use none, starttls or implicit) (line 2)'],
+  );
+});
+
+test('an upstream min_version below TLSv1.2 is refused', async (t) => {
+  await assertIssues(
+    t,
+    [
+      'listen:',
+      '  - { port: 2525, tls: none }',
+      'upstreams:',
+      '  isp:',
+      '    host: smtp.example.net',
+      '    tls: implicit',
+      '    min_version: TLSv1.1',
+      '    auth: { user: bridge@example.net, password: upstream-secret }',
+      'devices:',
+      '  doorphone:',
+      '    password: door-secret',
+      '    senders: ["door@example.com"]',
+      '    upstream: isp',
+    ],
+    ['upstreams.isp.min_version: upstream TLS below TLSv1.2 is refused, got "TLSv1.1" (line 7)'],
+  );
+});
+
+test('a device naming an upstream that does not exist', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: nope'],
+    ['devices.doorphone.upstream: no upstream named "nope" (line 9)'],
+  );
+});
+
+test('a missing required key is reported at its parent', async (t) => {
+  await assertIssues(t, [...HEAD, '    password: door-secret', '    upstream: local'], ['devices.doorphone.senders: required (line 6)']);
+});
+
+test('two password sources', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    password_env: DOORPHONE_PASSWORD', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['devices.doorphone.password_env: give exactly one of password, password_env, password_file (line 8)'],
+  );
+});
+
+test('password_env naming an unset or empty variable', async (t) => {
+  const saved = process.env.SMTP_BRIDGE_TEST_PASSWORD;
+  t.after(() => {
+    if (saved === undefined) delete process.env.SMTP_BRIDGE_TEST_PASSWORD;
+    else process.env.SMTP_BRIDGE_TEST_PASSWORD = saved;
+  });
+  const lines = [...HEAD, '    password_env: SMTP_BRIDGE_TEST_PASSWORD', '    senders: ["door@example.com"]', '    upstream: local'];
+  const expected = ['devices.doorphone.password_env: environment variable SMTP_BRIDGE_TEST_PASSWORD is not set (line 7)'];
+  delete process.env.SMTP_BRIDGE_TEST_PASSWORD;
+  await assertIssues(t, lines, expected);
+  process.env.SMTP_BRIDGE_TEST_PASSWORD = '';
+  await assertIssues(t, lines, expected);
+});
+
+test('password_file that does not exist', async (t) => {
+  const dir = tempDir(t);
+  const file = writeConfig(dir, [...HEAD, '    password_file: secrets/doorphone', '    senders: ["door@example.com"]', '    upstream: local']);
+  assert.deepEqual(await issuesOf(file), [
+    `devices.doorphone.password_file: cannot read ${join(dir, 'secrets/doorphone')}: no such file or directory (line 7)`,
+  ]);
+});
+
+test('secret problems of devices and upstreams are reported together, in line order', async (t) => {
+  const dir = tempDir(t);
+  delete process.env.SMTP_BRIDGE_TEST_UNSET;
+  const file = writeConfig(dir, [
+    'listen:',
+    '  - { port: 2525, tls: none }',
+    'upstreams:',
+    '  isp:',
+    '    host: smtp.example.net',
+    '    tls: starttls',
+    '    auth:',
+    '      user: bridge@example.net',
+    '      password_env: SMTP_BRIDGE_TEST_UNSET',
+    'devices:',
+    '  doorphone:',
+    '    password_file: /nonexistent/smtp-bridge/doorphone',
+    '    senders: ["door@example.com"]',
+    '    upstream: isp',
+  ]);
+  assert.deepEqual(await issuesOf(file), [
+    'upstreams.isp.auth.password_env: environment variable SMTP_BRIDGE_TEST_UNSET is not set (line 9)',
+    'devices.doorphone.password_file: cannot read /nonexistent/smtp-bridge/doorphone: no such file or directory (line 12)',
+  ]);
+});
+
+test('a network that is not a CIDR', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    networks: [192.168.1.0/24, 192.168.1.0/33]', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['devices.doorphone.networks[1]: not a network or address: "192.168.1.0/33" (line 8)'],
+  );
+});
+
+test('a sender that is neither an address nor @domain', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    senders: ["door.example.com"]', '    upstream: local'],
+    ['devices.doorphone.senders[0]: not an address or @domain: "door.example.com" (line 8)'],
+  );
+});
+
+test('a username used by two devices (case-insensitively)', async (t) => {
+  await assertIssues(
+    t,
+    [
+      ...HEAD,
+      '    password: door-secret',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+      '  frontdoor:',
+      '    username: DoorPhone',
+      '    password: front-secret',
+      '    senders: ["front@example.com"]',
+      '    upstream: local',
+    ],
+    ['devices.frontdoor.username: username "doorphone" is already used by device "doorphone" (line 11)'],
+  );
+});
+
+test('auth: none without networks points at the device', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD.slice(0, 5), '  printer:', '    auth: none', '    senders: ["printer@example.com"]', '    upstream: local'],
+    ['devices.printer.networks: a device with auth: none needs networks: it is identified by address alone (line 6)'],
+  );
+});
+
+test('a YAML syntax error names its line', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door: secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['syntax error: Nested mappings are not allowed in compact mappings (line 7)'],
+  );
+});
+
+test('a duplicate key is refused', async (t) => {
+  await assertIssues(
+    t,
+    [...HEAD, '    password: door-secret', '    password: other-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['syntax error: Map keys must be unique (line 8)'],
+  );
+});
+
+test('an empty file, or one with only comments', async (t) => {
+  const expected = ['the file is empty: it needs at least listen, upstreams and devices'];
+  await assertIssues(t, [], expected);
+  await assertIssues(t, ['# nothing here yet'], expected);
+});
+
+test('a top level that is not a map', async (t) => {
+  await assertIssues(t, ['- listen'], ['the top level must be a map of settings, got a list (line 1)']);
+});
+
+test('a config file that cannot be read', async (t) => {
+  assert.deepEqual(await issuesOf(join(tempDir(t), 'missing.yaml')), ['cannot read the file: no such file or directory']);
+});
+
+test('the error message names the file and lists every issue in line order', async (t) => {
+  const file = writeConfig(tempDir(t), [
+    'listen:',
+    '  - { port: 0, tls: none, colour: blue }',
+    'upstreams:',
+    '  local: { type: directory, path: captured }',
+    'devices:',
+    '  doorphone:',
+    '    password: door-secret',
+    '    senders: ["door@example.com"]',
+  ]);
+  await assert.rejects(loadConfig(file), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(
+      err.message,
+      `${file}: 3 errors\n` +
+        'listen[0].port: must be between 1 and 65535 (line 2)\n' +
+        'listen[0].colour: unknown key (line 2)\n' +
+        'devices.doorphone.upstream: required (line 6)',
+    );
+    return true;
+  });
+});
+
+const FULL = [
+  'listen:',
+  '  - { port: 587, tls: starttls }',
+  '  - { port: 2525, tls: none, address: 127.0.0.1, allow_cleartext_auth: true }',
+  'tls:',
+  '  min_version: TLSv1.1',
+  'max_message_size: 10MB',
+  'upstreams:',
+  '  isp:',
+  '    host: smtp.example.net',
+  '    port: 465',
+  '    tls: implicit',
+  '    ca_file: ca/extra.pem',
+  '    auth:',
+  '      user: bridge@example.net',
+  '      password_file: /nonexistent-but-unused',
+  '  local:',
+  '    type: directory',
+  '    path: captured',
+  'spool:',
+  '  dir: /var/spool/smtp-bridge',
+  'devices:',
+  '  doorphone:',
+  '    password_env: SMTP_BRIDGE_TEST_DOORPHONE',
+  '    mechanisms: [CRAM-MD5]',
+  '    networks: [192.168.1.0/24]',
+  '    senders: ["door@example.com"]',
+  '    recipients: ["me@example.com", "@example.org"]',
+  '    upstream: isp',
+  '  printer:',
+  '    auth: none',
+  '    networks: [192.168.1.50]',
+  '    senders: ["@example.com"]',
+  '    upstream: local',
+];
+
+/** FULL with the upstream's password file pointed at a real file in `dir`. */
+function writeFullConfig(dir: string, mode = 0o600): string {
+  writeFileSync(join(dir, 'isp.password'), 'upstream-secret\n');
+  return writeConfig(
+    dir,
+    FULL.map((line) => line.replace('/nonexistent-but-unused', 'isp.password')),
+    mode,
+  );
+}
+
+test('a full config loads with defaults applied and paths resolved against its directory', async (t) => {
+  const dir = tempDir(t);
+  process.env.SMTP_BRIDGE_TEST_DOORPHONE = 'door-secret';
+  t.after(() => delete process.env.SMTP_BRIDGE_TEST_DOORPHONE);
+  const file = writeFullConfig(dir);
+  const loaded = await loadConfig(file);
+
+  assert.equal(loaded.file, file);
+  assert.deepEqual(loaded.warnings, []);
+  assert.deepEqual(loaded.generatedPasswords, []);
+  const { config } = loaded;
+  assert.equal(config.hostname, 'smtp-bridge.lan');
+  assert.deepEqual(config.listen, [
+    { port: 587, tls: 'starttls', address: '0.0.0.0', allow_cleartext_auth: false },
+    { port: 2525, tls: 'none', address: '127.0.0.1', allow_cleartext_auth: true },
+  ]);
+  assert.deepEqual(config.tls, { cert_file: join(dir, 'certs/bridge.crt'), key_file: join(dir, 'certs/bridge.key'), min_version: 'TLSv1.1' });
+  assert.equal(config.max_message_size, 10 * 1024 * 1024);
+  assert.equal(config.greeting_delay_ms, 0);
+  assert.deepEqual(config.spool, { dir: '/var/spool/smtp-bridge' });
+  assert.deepEqual(config.log, { level: 'info' });
+  assert.deepEqual(config.upstreams.isp, {
+    type: 'smtp',
+    host: 'smtp.example.net',
+    port: 465,
+    tls: 'implicit',
+    min_version: 'TLSv1.2',
+    ca_file: join(dir, 'ca/extra.pem'),
+    connect_timeout: 15000,
+    auth: { user: 'bridge@example.net', password: 'upstream-secret', mechanism: 'PLAIN' },
+  });
+  assert.deepEqual(config.upstreams.local, { type: 'directory', path: join(dir, 'captured') });
+  assert.deepEqual(config.devices.doorphone, {
+    auth: 'required',
+    password: 'door-secret',
+    generate_password: false,
+    mechanisms: ['CRAM-MD5'],
+    networks: ['192.168.1.0/24'],
+    senders: ['door@example.com'],
+    recipients: ['me@example.com', '@example.org'],
+    upstream: 'isp',
+  });
+  assert.deepEqual(config.devices.printer, {
+    auth: 'none',
+    generate_password: false,
+    mechanisms: ['PLAIN', 'LOGIN', 'CRAM-MD5'],
+    networks: ['192.168.1.50'],
+    senders: ['@example.com'],
+    upstream: 'local',
+  });
+});
+
+test('relative paths do not depend on the working directory', async (t) => {
+  const dir = tempDir(t);
+  writeConfig(dir, [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local']);
+  const cwd = process.cwd();
+  process.chdir(dir);
+  t.after(() => process.chdir(cwd));
+  const { config, file } = await loadConfig('bridge.yaml');
+  assert.equal(file, join(dir, 'bridge.yaml'));
+  assert.equal(config.spool.dir, join(dir, 'spool'));
+  assert.deepEqual(config.upstreams.local, { type: 'directory', path: join(dir, 'captured') });
+});
+
+test('password_env and password_file become password, and the source keys are removed', async (t) => {
+  const dir = tempDir(t);
+  process.env.SMTP_BRIDGE_TEST_DOORPHONE = 'from-env';
+  t.after(() => delete process.env.SMTP_BRIDGE_TEST_DOORPHONE);
+  writeFileSync(join(dir, 'printer.password'), 'from-file\n\n');
+  writeFileSync(join(dir, 'scanner.password'), 'crlf-file\r\n');
+  const file = writeConfig(dir, [
+    ...HEAD,
+    '    password_env: SMTP_BRIDGE_TEST_DOORPHONE',
+    '    senders: ["door@example.com"]',
+    '    upstream: local',
+    '  printer:',
+    '    password_file: printer.password',
+    '    senders: ["printer@example.com"]',
+    '    upstream: local',
+    '  scanner:',
+    `    password_file: ${join(dir, 'scanner.password')}`,
+    '    senders: ["scanner@example.com"]',
+    '    upstream: local',
+  ]);
+  const { devices } = (await loadConfig(file)).config;
+  assert.equal(devices.doorphone.password, 'from-env');
+  assert.equal(devices.printer.password, 'from-file\n', 'only one trailing newline is stripped');
+  assert.equal(devices.scanner.password, 'crlf-file');
+  for (const device of Object.values(devices)) {
+    assert.ok(!('password_env' in device) && !('password_file' in device));
+  }
+});
+
+test('an empty password_file is refused', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'door.password'), '\n');
+  const file = writeConfig(dir, [...HEAD, '    password_file: door.password', '    senders: ["door@example.com"]', '    upstream: local']);
+  assert.deepEqual(await issuesOf(file), [`devices.doorphone.password_file: ${join(dir, 'door.password')} is empty (line 7)`]);
+});
+
+test('generate_password creates a 0600 password file only when asked to', async (t) => {
+  const dir = tempDir(t);
+  const passwordFile = join(dir, 'secrets/demo.password');
+  const file = writeConfig(dir, [
+    ...HEAD.slice(0, 5),
+    '  demo:',
+    '    password_file: secrets/demo.password',
+    '    generate_password: true',
+    '    senders: ["demo@example.com"]',
+    '    upstream: local',
+  ]);
+
+  const checked = await loadConfig(file);
+  assert.deepEqual(checked.warnings, [`devices.demo.password_file: ${passwordFile} does not exist yet; serve will generate it`]);
+  assert.equal(checked.config.devices.demo.password, undefined);
+  assert.deepEqual(checked.generatedPasswords, []);
+  assert.ok(!existsSync(passwordFile));
+
+  const served = await loadConfig(file, { createMissingPasswords: true });
+  const password = served.config.devices.demo.password;
+  assert.ok(password);
+  assert.match(password, /^[A-Za-z0-9_-]{24}$/);
+  assert.deepEqual(served.generatedPasswords, [{ device: 'demo', file: passwordFile, password }]);
+  assert.deepEqual(served.warnings, []);
+  assert.equal(statSync(passwordFile).mode & 0o777, 0o600);
+  assert.equal(readFileSync(passwordFile, 'utf8'), `${password}\n`);
+
+  const again = await loadConfig(file, { createMissingPasswords: true });
+  assert.equal(again.config.devices.demo.password, password, 'an existing password file is kept');
+  assert.deepEqual(again.generatedPasswords, []);
+});
+
+test('a plain password in a config file readable by others is a warning', async (t) => {
+  const dir = tempDir(t);
+  const lines = [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'];
+  const readable = await loadConfig(writeConfig(dir, lines, 0o644));
+  assert.deepEqual(readable.warnings, [
+    'devices.doorphone.password: plain password in a config file readable by group or others (mode 0644); chmod 600 the file, or use password_env or password_file (line 7)',
+  ]);
+  assert.equal(readable.config.devices.doorphone.password, 'door-secret');
+  const privateFile = await loadConfig(writeConfig(dir, lines, 0o600));
+  assert.deepEqual(privateFile.warnings, []);
+});
+
+function checkConfig(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [MAIN, 'check-config', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+test('check-config prints a summary of a good config and no secret', (t) => {
+  const dir = tempDir(t);
+  const file = writeFullConfig(dir, 0o644);
+  const result = checkConfig(['-c', file], { SMTP_BRIDGE_TEST_DOORPHONE: 'door-secret-from-env' });
+  assert.equal(result.status, 0, result.stderr);
+  const lines = result.stdout.split('\n');
+  for (const expected of [
+    `config:    ${file} (ok)`,
+    'hostname:  smtp-bridge.lan',
+    '  0.0.0.0:587     tls starttls  cleartext AUTH refused',
+    '  127.0.0.1:2525  tls none      cleartext AUTH allowed',
+    `  isp: smtp smtp.example.net:465, tls implicit, min TLSv1.2, auth bridge@example.net with PLAIN, ca ${join(dir, 'ca/extra.pem')}`,
+    `  local: directory ${join(dir, 'captured')} (capture: writes .eml files, delivers nowhere)`,
+    '  doorphone',
+    '    auth:       required, mechanisms CRAM-MD5',
+    '    recipients: me@example.com, @example.org',
+    '    auth:       none (identified by network)',
+    '    recipients: any',
+  ]) {
+    assert.ok(lines.includes(expected), `missing line ${JSON.stringify(expected)} in:\n${result.stdout}`);
+  }
+  for (const secret of ['door-secret-from-env', 'upstream-secret']) {
+    assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret), `${secret} was printed`);
+  }
+});
+
+test('check-config shows the LAN default for a device without networks, and warnings', (t) => {
+  const file = writeConfig(tempDir(t), [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'], 0o640);
+  const result = checkConfig(['--config', file]);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /^ {4}networks: {3}LAN default \(127\.0\.0\.0\/8, /m);
+  assert.match(result.stdout, /^warnings:\n {2}devices\.doorphone\.password: plain password in a config file readable by group or others \(mode 0640\)/m);
+  assert.ok(!result.stdout.includes('door-secret'));
+});
+
+test('check-config exits 1 with the issues on stderr for a bad config', (t) => {
+  const file = writeConfig(tempDir(t), [...HEAD, '    password: door-secret', '    mechanisms: [PLAIN, CRAM-SHA1]', '    senders: ["door@example.com"]', '    upstream: local']);
+  const result = checkConfig(['-c', file]);
+  assert.equal(result.status, 1);
+  assert.equal(result.stdout, '');
+  assert.equal(result.stderr, `${file}: 1 error\ndevices.doorphone.mechanisms[1]: unknown mechanism "CRAM-SHA1" (line 8)\n`);
+});
+
+test('check-config exits 2 on an unknown option and 0 on --help', () => {
+  const bad = checkConfig(['--verbose']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /usage: smtp-bridge check-config/);
+  const help = checkConfig(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /usage: smtp-bridge check-config \[-c FILE\]/);
+});
