@@ -1,0 +1,40 @@
+import type { Readable } from 'node:stream';
+
+export interface DeliveryEnvelope {
+  from: string;
+  to: string[];
+}
+
+export interface RecipientRefusal {
+  address: string;
+  code?: number;
+  response: string;
+}
+
+/** What an upstream said about one message it took. */
+export interface Accepted {
+  response: string;
+  accepted: string[];
+  refused: RecipientRefusal[];
+}
+
+/** Whether trying the same message again later could succeed. */
+export type FailureKind = 'temporary' | 'permanent';
+
+/** A delivery that did not happen, with the upstream's own words where it gave any. */
+export class DeliveryFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly code?: number,
+    readonly unreachable = false,
+  ) {
+    super(message);
+  }
+}
+
+/** One way of handing a message on: an SMTP provider, or a capture directory. */
+export interface Transport {
+  readonly name: string;
+  send(envelope: DeliveryEnvelope, body: Readable): Promise<Accepted>;
+}
