@@ -1,0 +1,50 @@
+import { loadConfig } from '../config/load.js';
+import { startBridge } from '../main.js';
+import { createLogger } from '../observe/logger.js';
+import { DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
+
+const HELP = `usage: smtp-bridge serve [-c FILE]
+
+Runs the bridge until SIGINT or SIGTERM.
+
+options:
+  -c, --config FILE   config file (default ${DEFAULT_CONFIG})
+  -h, --help          show this help`;
+
+export function run(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, HELP);
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const loaded = await loadConfig(values.config!, { createMissingPasswords: true });
+    const { config } = loaded;
+    const logger = createLogger(config.log.level);
+    for (const warning of loaded.warnings) logger.warn({ config: loaded.file }, warning);
+    for (const generated of loaded.generatedPasswords) {
+      // Printed once to the terminal, never to the log: it is a secret.
+      console.error(`device "${generated.device}": generated password ${generated.password} (kept in ${generated.file})`);
+    }
+    const bridge = await startBridge(config, logger);
+    const usernames = Object.entries(config.devices).map(([name, device]) => device.username ?? name);
+    for (const listener of bridge.listeners) {
+      const where = listener.address === '0.0.0.0' || listener.address === '::' ? 'this-host' : listener.address;
+      console.error(`point devices at ${where}:${listener.port} (${describe(listener.tls)})`);
+    }
+    if (usernames.length) console.error(`devices: ${usernames.join(', ')}`);
+    await new Promise<void>((resolve) => {
+      const shutdown = () => resolve();
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    });
+    await bridge.stop();
+    return 0;
+  });
+}
+
+function describe(mode: string): string {
+  if (mode === 'starttls') return 'STARTTLS, like port 587';
+  if (mode === 'implicit') return 'implicit TLS / "SSL", like port 465';
+  return 'no TLS';
+}

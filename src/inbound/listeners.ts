@@ -1,0 +1,88 @@
+import type { SecureContextOptions } from 'node:tls';
+import type { Listener } from '../config/schema.js';
+import type { Logger } from '../observe/logger.js';
+import type { DeviceDirectory } from '../policy/devices.js';
+import { BridgeServer } from './connection.js';
+import { createSessionHandlers } from './session.js';
+import type { Intake } from './submission.js';
+
+export interface InboundOptions {
+  hostname: string;
+  listeners: Listener[];
+  tls: SecureContextOptions;
+  greetingDelayMs: number;
+  maxMessageSize: number;
+  devices: DeviceDirectory;
+  intake: Intake;
+  logger: Logger;
+}
+
+export interface RunningListener {
+  address: string;
+  port: number;
+  tls: Listener['tls'];
+}
+
+/** The device-facing side: one smtp-server per configured listener. */
+export class Inbound {
+  private readonly servers: BridgeServer[] = [];
+
+  constructor(private readonly options: InboundOptions) {}
+
+  async start(): Promise<RunningListener[]> {
+    const { devices, logger } = this.options;
+    const handlers = createSessionHandlers({ devices, intake: this.options.intake, logger, maxMessageSize: this.options.maxMessageSize });
+    const mechanisms = devices.mechanisms;
+    const running: RunningListener[] = [];
+    for (const listener of this.options.listeners) {
+      const server = new BridgeServer(
+        {
+          ...this.options.tls,
+          ...handlers,
+          name: this.options.hostname,
+          banner: 'smtp-bridge',
+          secure: listener.tls === 'implicit',
+          hideSTARTTLS: listener.tls !== 'starttls',
+          disabledCommands: [...(listener.tls === 'starttls' ? [] : ['STARTTLS']), ...(mechanisms.length ? [] : ['AUTH'])],
+          authMethods: mechanisms,
+          // Devices without AUTH exist; who must authenticate is decided per device in onMailFrom.
+          authOptional: true,
+          // Cleartext AUTH is gated per listener by BridgeConnection, which also covers listeners without STARTTLS.
+          allowInsecureAuth: true,
+          size: this.options.maxMessageSize,
+          rejectOversized: true,
+          disableReverseLookup: true,
+          hideENHANCEDSTATUSCODES: false,
+          logger: false,
+        },
+        { greetingDelayMs: this.options.greetingDelayMs, allowCleartextAuth: listener.allow_cleartext_auth },
+      );
+      server.on('error', (err: Error & { remoteAddress?: string; code?: string }) => {
+        logger.warn({ client_ip: err.remoteAddress, port: listener.port, err: err.message, code: err.code }, 'connection error');
+      });
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException) =>
+          reject(new Error(`cannot listen on ${listener.address}:${listener.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`));
+        server.server.once('error', onError);
+        server.listen({ port: listener.port, host: listener.address }, () => {
+          server.server.off('error', onError);
+          resolve();
+        });
+      });
+      this.servers.push(server);
+      const address = server.server.address();
+      const port = typeof address === 'object' && address ? address.port : listener.port;
+      running.push({ address: listener.address, port, tls: listener.tls });
+      const fields = { address: listener.address, port, tls: listener.tls, min_version: this.options.tls.minVersion, cleartext_auth: listener.allow_cleartext_auth };
+      if (listener.allow_cleartext_auth) logger.warn(fields, 'listener allows AUTH without TLS: passwords cross the LAN in the clear');
+      else logger.info(fields, 'listening');
+    }
+    return running;
+  }
+
+  /** Stops accepting, lets sessions finish their command, then closes what is left. */
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    this.servers.length = 0;
+  }
+}
