@@ -1,0 +1,263 @@
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer } from 'smtp-server';
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { Pki } from './pki.js';
+import { freePort } from './ports.js';
+
+export interface SmtpReply {
+  code: number;
+  message: string;
+}
+
+export interface ReceivedMessage {
+  envelope: { mailFrom: string; rcptTo: string[] };
+  /** DATA exactly as smtp-server passed it on, after dot-unstuffing. */
+  raw: Buffer;
+  authUser: string | null;
+  authMethod: string | null;
+  /** From socket.getProtocol() in onSecure; null on a cleartext session. */
+  tlsProtocol: string | null;
+}
+
+export interface AuthAttempt {
+  method: string;
+  username: string;
+  ok: boolean;
+  /** Whether the credentials travelled inside TLS. */
+  secure: boolean;
+}
+
+export interface UpstreamOptions {
+  pki: Pki;
+  mode: 'implicit' | 'starttls';
+  /**
+   * false plays a provider that cannot do TLS at all: STARTTLS is neither
+   * advertised nor accepted, and AUTH in cleartext is accepted, so a bridge
+   * that leaks the password shows up in authAttempts instead of being saved
+   * by a 538.
+   */
+  offerStartTls?: boolean;
+  users?: Record<string, string>;
+  onRcpt?: (address: string) => SmtpReply | undefined;
+  onData?: () => SmtpReply | undefined;
+}
+
+export interface Upstream {
+  host: string;
+  port: number;
+  server: SMTPServer;
+  messages: ReceivedMessage[];
+  authAttempts: AuthAttempt[];
+  /** Errors the server emitted, such as refused TLS handshakes. */
+  errors: Error[];
+  /** Sessions opened so far. */
+  connections: number;
+  waitForMessages(n: number, timeoutMs: number): Promise<ReceivedMessage[]>;
+  close(): Promise<void>;
+}
+
+export interface ServedSmtp {
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface AcceptAllServer {
+  host: string;
+  port: number;
+  server: SMTPServer;
+  received: number;
+  errors: Error[];
+  close(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const DEFAULT_USERS: Record<string, string> = { 'relay@example.net': 'upstream-secret' };
+
+interface SessionUser {
+  username: string;
+  method: string;
+}
+
+function replyError(reply: SmtpReply): Error & { responseCode: number } {
+  return Object.assign(new Error(reply.message), { responseCode: reply.code });
+}
+
+function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => resolve(Buffer.concat(chunks)));
+    stream.once('error', reject);
+  });
+}
+
+/**
+ * Listens on 127.0.0.1 on a port the kernel picks (listening on 0 directly has
+ * no window in which another process can take it). close() tears every open session down
+ * at once: smtp-server's own close() waits out its closeTimeout (30 s) and a
+ * half-close grace period, which would make a test's teardown hang on a client
+ * that stalled.
+ */
+export async function serveSmtp(server: SMTPServer): Promise<ServedSmtp> {
+  const sockets = new Set<net.Socket>();
+  server.server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(0, HOST, () => {
+      server.server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.server.address() as net.AddressInfo;
+  const close = (): Promise<void> =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      // The topmost socket of a session goes first: tearing a TLS wrap down from
+      // below while it is still handshaking can crash Node.
+      for (const connection of server.connections) {
+        connection._socket.destroy();
+      }
+      for (const socket of sockets) {
+        socket.destroy();
+      }
+    });
+  return { host: HOST, port, close };
+}
+
+/** A real SMTP server playing a hardened provider: TLS 1.2+, AUTH PLAIN/LOGIN only, auth required. */
+export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
+  const users = opts.users ?? DEFAULT_USERS;
+  const offerStartTls = opts.offerStartTls ?? true;
+  const messages: ReceivedMessage[] = [];
+  const authAttempts: AuthAttempt[] = [];
+  const errors: Error[] = [];
+  const protocols = new Map<string, string>();
+  const waiters = new Set<() => void>();
+
+  const server = new SMTPServer({
+    secure: opts.mode === 'implicit',
+    key: opts.pki.keyPem,
+    cert: opts.pki.certPem,
+    minVersion: 'TLSv1.2',
+    name: 'upstream.test',
+    authMethods: ['PLAIN', 'LOGIN'],
+    // With STARTTLS disabled, smtp-server accepts AUTH in cleartext instead of answering 538.
+    disabledCommands: offerStartTls ? [] : ['STARTTLS'],
+    disableReverseLookup: true,
+    logger: false,
+    onConnect(_session, callback) {
+      upstream.connections += 1;
+      callback();
+    },
+    onSecure(socket, session, callback) {
+      protocols.set(session.id, (socket as tls.TLSSocket).getProtocol() ?? 'unknown');
+      callback();
+    },
+    onAuth(auth, session, callback) {
+      const username = auth.username ?? '';
+      const ok = Object.hasOwn(users, username) && users[username] === auth.password;
+      authAttempts.push({ method: auth.method, username, ok, secure: session.secure });
+      if (!ok) {
+        callback(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
+        return;
+      }
+      const user: SessionUser = { username, method: auth.method };
+      callback(null, { user });
+    },
+    onRcptTo(address, _session, callback) {
+      const reply = opts.onRcpt?.(address.address);
+      callback(reply ? replyError(reply) : null);
+    },
+    onData(stream, session: SMTPServerSession, callback) {
+      readAll(stream).then(
+        (raw) => {
+          const reply = opts.onData?.();
+          if (reply) {
+            callback(replyError(reply));
+            return;
+          }
+          const user = session.user as SessionUser | undefined;
+          const { mailFrom, rcptTo } = session.envelope;
+          messages.push({
+            envelope: { mailFrom: mailFrom ? mailFrom.address : '', rcptTo: rcptTo.map((r) => r.address) },
+            raw,
+            authUser: user?.username ?? null,
+            authMethod: user?.method ?? null,
+            tlsProtocol: protocols.get(session.id) ?? null,
+          });
+          for (const wake of waiters) wake();
+          callback(null, 'OK: queued as upstream-' + messages.length);
+        },
+        (err: Error) => callback(err),
+      );
+    },
+    onClose(session) {
+      protocols.delete(session.id);
+    },
+  });
+  server.on('error', (err) => errors.push(err));
+  const served = await serveSmtp(server);
+
+  const upstream: Upstream = {
+    host: served.host,
+    port: served.port,
+    server,
+    messages,
+    authAttempts,
+    errors,
+    connections: 0,
+    waitForMessages(n, timeoutMs) {
+      if (messages.length >= n) return Promise.resolve(messages.slice());
+      return new Promise((resolve, reject) => {
+        const wake = (): void => {
+          if (messages.length < n) return;
+          clearTimeout(timer);
+          waiters.delete(wake);
+          resolve(messages.slice());
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(wake);
+          reject(new Error(`upstream got ${messages.length} of ${n} messages within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiters.add(wake);
+      });
+    },
+    close: served.close,
+  };
+  return upstream;
+}
+
+/**
+ * A port where nothing listens: freshly bound and released, so a connection
+ * to it is refused rather than left hanging.
+ */
+export function startDownPort(host = HOST): Promise<number> {
+  return freePort(host);
+}
+
+/** A plain SMTP sink without TLS or AUTH that accepts everything; a baseline for benchmarks. */
+export async function startAcceptAllServer(): Promise<AcceptAllServer> {
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    disableReverseLookup: true,
+    logger: false,
+    onData(stream, _session, callback) {
+      stream.on('end', () => {
+        sink.received += 1;
+        callback();
+      });
+      stream.resume();
+    },
+  });
+  const errors: Error[] = [];
+  server.on('error', (err) => errors.push(err));
+  const served = await serveSmtp(server);
+  const sink: AcceptAllServer = { ...served, server, received: 0, errors };
+  return sink;
+}
