@@ -4,8 +4,6 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
-COPY test ./test
-COPY bench ./bench
 RUN npm ci --no-audit --no-fund
 
 FROM node:20-bookworm-slim
