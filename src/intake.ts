@@ -1,26 +1,38 @@
 import type { Readable } from 'node:stream';
-import type { DeliveryOutcome, Dispatcher } from './delivery/dispatcher.js';
+import type { Cleanup } from './cleanup/cleanup.js';
+import type { Scheduler, Verdict } from './delivery/scheduler.js';
 import { ReplyError, type Intake, type Reply, type Submission } from './inbound/submission.js';
 import type { Logger } from './observe/logger.js';
-import type { SpoolStore } from './spool/store.js';
+import { newQueueId, type SpoolStore } from './spool/store.js';
 
 /** Disk-full and permission errors: the spool cannot take the message, the device should try later. */
 const STORAGE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS']);
 
 /**
- * Connects the inbound stage to the spool and delivery: the message is made
- * durable first, then delivered while the device waits, and the device hears
- * the provider's verdict.
+ * Connects the inbound stage to cleanup, the spool and the scheduler: the
+ * message is cleaned up on its way to disk, made durable, then handed to
+ * delivery, and the device hears the provider's verdict when it comes
+ * quickly, "queued" otherwise.
  */
-export function createIntake(spool: SpoolStore, dispatcher: Dispatcher, logger: Logger): Intake {
+export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Scheduler, logger: Logger): Intake {
+  const storage = new StorageCondition(logger);
   return {
     async spool(submission: Submission, body: Readable) {
-      const envelope = { ...submission, receivedAt: submission.receivedAt.toISOString() };
-      const message = await spool.write(envelope, body).catch((err: NodeJS.ErrnoException) => {
-        if (!STORAGE_ERRORS.has(err.code ?? '')) throw err;
-        logger.error({ device: submission.device, client_ip: submission.clientIp, err: err.message }, 'spool not writable');
-        throw new ReplyError(452, '4.3.1 Insufficient system storage');
-      });
+      const { helo: _helo, esmtp: _esmtp, ...facts } = submission;
+      const envelope = { ...facts, from: cleanup.sender(submission), receivedAt: submission.receivedAt.toISOString() };
+      const id = newQueueId();
+      const { filters, messageId } = cleanup.filters(submission, id, submission.receivedAt);
+      const message = await spool.write(envelope, body, { id, filters, messageId }).then(
+        (written) => {
+          storage.ok();
+          return written;
+        },
+        (err: NodeJS.ErrnoException) => {
+          if (!STORAGE_ERRORS.has(err.code ?? '')) throw err;
+          storage.failed(err, submission);
+          throw new ReplyError(452, '4.3.1 Insufficient system storage');
+        },
+      );
       return {
         queueId: message.id,
         discard: () => spool.remove(message.id),
@@ -41,21 +53,42 @@ export function createIntake(spool: SpoolStore, dispatcher: Dispatcher, logger: 
             },
             'accepted',
           );
-          return replyFor(await dispatcher.deliver(message));
+          return replyFor(await scheduler.submit(message));
         },
       };
     },
   };
 }
 
-/** What the device hears: the provider's acceptance, its permanent refusal, or "try again". */
-function replyFor(outcome: DeliveryOutcome): Reply {
-  if (outcome.status === 'delivered') return { code: 250, text: `2.0.0 Relayed: ${outcome.result.response}` };
-  const { failure } = outcome;
-  if (failure.kind === 'permanent') {
-    const enhanced = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(failure.message)?.[1] ?? '5.0.0';
-    return { code: 554, text: `${enhanced} Upstream refused the message: ${failure.message}` };
+/** What the device hears: the provider's acceptance, its permanent refusal, or that the bridge has it. */
+function replyFor(verdict: Verdict): Reply {
+  switch (verdict.status) {
+    case 'delivered':
+      return { code: 250, text: `2.0.0 Relayed: ${verdict.response}` };
+    case 'refused': {
+      const enhanced = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(verdict.response)?.[1] ?? '5.0.0';
+      return { code: 554, text: `${enhanced} Upstream refused the message: ${verdict.response}` };
+    }
+    case 'queued':
+      return { code: 250, text: `2.0.0 Queued as ${verdict.id}` };
   }
-  const enhanced = failure.unreachable ? '4.4.1' : '4.4.0';
-  return { code: 451, text: `${enhanced} Upstream unavailable, try again later: ${failure.message}` };
+}
+
+/** Logs a broken spool once per condition (not once per message), and once more when it recovers. */
+class StorageCondition {
+  private current?: string;
+
+  constructor(private readonly logger: Logger) {}
+
+  failed(err: NodeJS.ErrnoException, submission: Submission): void {
+    if (this.current === err.code) return;
+    this.current = err.code;
+    this.logger.error({ device: submission.device, client_ip: submission.clientIp, code: err.code, err: err.message }, 'spool not writable');
+  }
+
+  ok(): void {
+    if (this.current === undefined) return;
+    this.logger.info({ code: this.current }, 'spool writable again');
+    this.current = undefined;
+  }
 }

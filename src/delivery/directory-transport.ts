@@ -12,18 +12,22 @@ import type { Accepted, DeliveryEnvelope, Transport } from './transport.js';
  * NAME.json, for trying the bridge out and for tests. Delivers nowhere.
  */
 export class DirectoryTransport implements Transport {
+  readonly concurrency = 2;
+
   constructor(
     readonly name: string,
     private readonly upstream: DirectoryUpstream,
   ) {}
 
-  async send(envelope: DeliveryEnvelope, body: Readable): Promise<Accepted> {
+  async send(envelope: DeliveryEnvelope, body: () => Readable): Promise<Accepted> {
     await mkdir(this.upstream.path, { recursive: true });
     const base = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}`;
     const partial = join(this.upstream.path, `.${base}.eml`);
-    await pipeline(body, createWriteStream(partial, { flags: 'wx', flush: true }));
+    await pipeline(body(), createWriteStream(partial, { flags: 'wx', flush: true }));
     await writeFile(join(this.upstream.path, `${base}.json`), JSON.stringify(envelope, null, 2) + '\n');
     await rename(partial, join(this.upstream.path, `${base}.eml`));
     return { response: `250 2.0.0 captured as ${base}.eml`, accepted: envelope.to, refused: [] };
   }
+
+  async close(): Promise<void> {}
 }

@@ -5,7 +5,7 @@ import SMTPConnection, { type SMTPConnectionSendInfo } from 'nodemailer/lib/smtp
 import type { SmtpUpstream } from '../config/schema.js';
 import { DeliveryFailure, type Accepted, type DeliveryEnvelope, type Transport } from './transport.js';
 
-type SmtpError = Error & { code?: string; responseCode?: number; response?: string; rejectedErrors?: SmtpError[]; recipient?: string };
+type SmtpError = Error & { code?: string; command?: string; responseCode?: number; response?: string; rejectedErrors?: SmtpError[]; recipient?: string };
 
 /** nodemailer's codes for replies about the message itself (MAIL, RCPT, DATA). */
 const MESSAGE_ERRORS = new Set(['EENVELOPE', 'EMESSAGE']);
@@ -13,13 +13,22 @@ const MESSAGE_ERRORS = new Set(['EENVELOPE', 'EMESSAGE']);
 /** Socket-level failures: the provider was not reached at all. */
 const UNREACHABLE = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS']);
 
+/** A logged-in connection kept open between messages, closed when idle too long. */
+interface Pooled {
+  connection: SMTPConnection;
+  idleTimer?: NodeJS.Timeout;
+}
+
 /**
  * A hardened provider: TLS 1.2+ (implicit or required STARTTLS, never
  * plaintext), certificate verified, AUTH forced. Credentials are only sent
- * once TLS is up and the provider has advertised AUTH.
+ * once TLS is up and the provider has advertised AUTH. Logged-in connections
+ * are reused for consecutive messages, as a provider expects of a relay.
  */
 export class SmtpTransport implements Transport {
   private readonly ca?: Buffer;
+  private readonly idle: Pooled[] = [];
+  private closed = false;
 
   constructor(
     readonly name: string,
@@ -29,28 +38,99 @@ export class SmtpTransport implements Transport {
     this.ca = upstream.ca_file ? readFileSync(upstream.ca_file) : undefined;
   }
 
-  async send(envelope: DeliveryEnvelope, body: Readable): Promise<Accepted> {
-    const connection = this.connection();
+  get concurrency(): number {
+    return this.upstream.concurrency;
+  }
+
+  async send(envelope: DeliveryEnvelope, body: () => Readable): Promise<Accepted> {
+    const reused = this.takeIdle();
+    if (reused) {
+      const stream = body();
+      try {
+        return await this.sendOn(reused, envelope, stream);
+      } catch (err) {
+        // An idle connection the provider dropped fails before a byte of the message is read:
+        // that says nothing about the message, so it goes out again on a fresh connection.
+        if (!(stream.readableDidRead === false && (err as SmtpError).responseCode === undefined)) throw toFailure(err as SmtpError);
+        stream.destroy();
+      }
+    }
+    let pooled: Pooled;
     try {
-      await this.connect(connection);
-      await this.login(connection);
-      const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) =>
-        connection.send({ from: envelope.from, to: envelope.to }, body, (err, result) => (err ? reject(err) : resolve(result!))),
-      );
-      connection.quit();
-      return {
-        response: info.response,
-        accepted: info.accepted,
-        refused: (info.rejectedErrors ?? []).map((err: SmtpError) => ({ address: err.recipient ?? '', code: err.responseCode, response: err.response ?? err.message })),
-      };
+      pooled = await this.open();
     } catch (err) {
-      body.destroy();
-      connection.close();
+      throw toFailure(err as SmtpError);
+    }
+    try {
+      return await this.sendOn(pooled, envelope, body());
+    } catch (err) {
       throw toFailure(err as SmtpError);
     }
   }
 
-  private connection(): SMTPConnection {
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pooled of this.idle.splice(0)) {
+      clearTimeout(pooled.idleTimer);
+      pooled.connection.quit();
+    }
+  }
+
+  private async sendOn(pooled: Pooled, envelope: DeliveryEnvelope, body: Readable): Promise<Accepted> {
+    const { connection } = pooled;
+    try {
+      const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) =>
+        connection.send({ from: envelope.from, to: envelope.to }, body, (err, result) => (err ? reject(err) : resolve(result!))),
+      );
+      this.release(pooled);
+      return { response: info.response, accepted: info.accepted, refused: refusals(info.rejectedErrors) };
+    } catch (err) {
+      const smtpError = err as SmtpError;
+      body.destroy();
+      if (smtpError.code === 'EENVELOPE' && smtpError.rejectedErrors?.length) {
+        // Every recipient refused: an answer about recipients, not a broken connection.
+        await this.resetAndRelease(pooled);
+        return { response: smtpError.response ?? smtpError.message, accepted: [], refused: refusals(smtpError.rejectedErrors) };
+      }
+      if (MESSAGE_ERRORS.has(smtpError.code ?? '') && smtpError.responseCode !== 421) await this.resetAndRelease(pooled);
+      else connection.close();
+      throw err;
+    }
+  }
+
+  private takeIdle(): Pooled | undefined {
+    for (let pooled = this.idle.pop(); pooled; pooled = this.idle.pop()) {
+      clearTimeout(pooled.idleTimer);
+      if (pooled.connection.authenticated && !(pooled.connection as unknown as { _destroyed: boolean })._destroyed) return pooled;
+    }
+    return undefined;
+  }
+
+  private release(pooled: Pooled): void {
+    if (this.closed || this.idle.length >= this.upstream.concurrency) {
+      pooled.connection.quit();
+      return;
+    }
+    pooled.idleTimer = setTimeout(() => {
+      const at = this.idle.indexOf(pooled);
+      if (at !== -1) this.idle.splice(at, 1);
+      pooled.connection.quit();
+    }, this.upstream.idle_timeout);
+    pooled.idleTimer.unref();
+    this.idle.push(pooled);
+  }
+
+  private async resetAndRelease(pooled: Pooled): Promise<void> {
+    await new Promise<void>((resolve) =>
+      pooled.connection.reset((err) => {
+        if (err) pooled.connection.close();
+        else this.release(pooled);
+        resolve();
+      }),
+    );
+  }
+
+  private async open(): Promise<Pooled> {
     const { host, port, tls: mode, min_version, connect_timeout } = this.upstream;
     const connection = new SMTPConnection({
       host,
@@ -65,8 +145,16 @@ export class SmtpTransport implements Transport {
       // SNI takes names only (RFC 6066); an IP host is still verified against the certificate's IP SANs.
       tls: { minVersion: min_version, ca: this.ca, ...(isIP(host) ? {} : { servername: host }), rejectUnauthorized: true },
     });
+    // Errors also reach the pending callbacks; an idle connection's late error must not crash the process.
     connection.on('error', () => {});
-    return connection;
+    try {
+      await this.connect(connection);
+      await this.login(connection);
+      return { connection };
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
   }
 
   /** nodemailer reports a failed connect only as an 'error' event, never through the callback. */
@@ -95,10 +183,16 @@ export class SmtpTransport implements Transport {
   }
 }
 
+function refusals(errors: SmtpError[] | undefined) {
+  return (errors ?? []).map((err) => ({ address: err.recipient ?? '', code: err.responseCode, response: (err.response ?? err.message).trim() }));
+}
+
 function toFailure(err: SmtpError | DeliveryFailure): DeliveryFailure {
   if (err instanceof DeliveryFailure) return err;
   const code = err.responseCode;
-  const response = (err.response ?? err.message).trim();
+  // A provider's reply to STARTTLS or AUTH means little without the command it answered.
+  const setup = err.response && err.command && !MESSAGE_ERRORS.has(err.code ?? '');
+  const response = setup ? `${err.command}: ${err.response!.trim()}` : (err.response ?? err.message).trim();
   // Only a refusal of this message's envelope or content is permanent. A 5xx to STARTTLS or AUTH
   // is the bridge's own setup failing, never the message's fault: keep it and retry.
   if (code && code >= 500 && MESSAGE_ERRORS.has(err.code ?? '')) return new DeliveryFailure('permanent', response, code);

@@ -11,7 +11,7 @@ export interface RecipientRefusal {
   response: string;
 }
 
-/** What an upstream said about one message it took. */
+/** What an upstream said about one message: which recipients it took and which it refused. */
 export interface Accepted {
   response: string;
   accepted: string[];
@@ -36,5 +36,9 @@ export class DeliveryFailure extends Error {
 /** One way of handing a message on: an SMTP provider, or a capture directory. */
 export interface Transport {
   readonly name: string;
-  send(envelope: DeliveryEnvelope, body: Readable): Promise<Accepted>;
+  /** How many messages may be in flight to this upstream at once. */
+  readonly concurrency: number;
+  /** `body` may be called more than once: a dropped pooled connection is retried on a fresh one. */
+  send(envelope: DeliveryEnvelope, body: () => Readable): Promise<Accepted>;
+  close(): Promise<void>;
 }

@@ -40,7 +40,10 @@ export interface UpstreamOptions {
   offerStartTls?: boolean;
   users?: Record<string, string>;
   onRcpt?: (address: string) => SmtpReply | undefined;
-  onData?: () => SmtpReply | undefined;
+  /** May return a promise, to play a provider that is slow to answer DATA. */
+  onData?: () => SmtpReply | undefined | Promise<SmtpReply | undefined>;
+  /** Listen on this port instead of a free one (to bring a provider "back up" where the bridge expects it). */
+  port?: number;
 }
 
 export interface Upstream {
@@ -54,12 +57,15 @@ export interface Upstream {
   /** Sessions opened so far. */
   connections: number;
   waitForMessages(n: number, timeoutMs: number): Promise<ReceivedMessage[]>;
+  dropSessions(): void;
   close(): Promise<void>;
 }
 
 export interface ServedSmtp {
   host: string;
   port: number;
+  /** Hangs up on every open session but keeps listening, as a provider dropping idle clients. */
+  dropSessions(): void;
   close(): Promise<void>;
 }
 
@@ -100,7 +106,7 @@ function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
  * half-close grace period, which would make a test's teardown hang on a client
  * that stalled.
  */
-export async function serveSmtp(server: SMTPServer): Promise<ServedSmtp> {
+export async function serveSmtp(server: SMTPServer, port = 0): Promise<ServedSmtp> {
   const sockets = new Set<net.Socket>();
   server.server.on('connection', (socket: net.Socket) => {
     sockets.add(socket);
@@ -108,25 +114,28 @@ export async function serveSmtp(server: SMTPServer): Promise<ServedSmtp> {
   });
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
-    server.listen(0, HOST, () => {
+    server.listen(port, HOST, () => {
       server.server.off('error', reject);
       resolve();
     });
   });
-  const { port } = server.server.address() as net.AddressInfo;
+  const bound = (server.server.address() as net.AddressInfo).port;
+  const dropSessions = (): void => {
+    // The topmost socket of a session goes first: tearing a TLS wrap down from
+    // below while it is still handshaking can crash Node.
+    for (const connection of server.connections) {
+      connection._socket.destroy();
+    }
+    for (const socket of sockets) {
+      socket.destroy();
+    }
+  };
   const close = (): Promise<void> =>
     new Promise((resolve) => {
       server.close(() => resolve());
-      // The topmost socket of a session goes first: tearing a TLS wrap down from
-      // below while it is still handshaking can crash Node.
-      for (const connection of server.connections) {
-        connection._socket.destroy();
-      }
-      for (const socket of sockets) {
-        socket.destroy();
-      }
+      dropSessions();
     });
-  return { host: HOST, port, close };
+  return { host: HOST, port: bound, dropSessions, close };
 }
 
 /** A real SMTP server playing a hardened provider: TLS 1.2+, AUTH PLAIN/LOGIN only, auth required. */
@@ -175,8 +184,8 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     },
     onData(stream, session: SMTPServerSession, callback) {
       readAll(stream).then(
-        (raw) => {
-          const reply = opts.onData?.();
+        async (raw) => {
+          const reply = await opts.onData?.();
           if (reply) {
             callback(replyError(reply));
             return;
@@ -201,7 +210,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     },
   });
   server.on('error', (err) => errors.push(err));
-  const served = await serveSmtp(server);
+  const served = await serveSmtp(server, opts.port);
 
   const upstream: Upstream = {
     host: served.host,
@@ -227,6 +236,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
         waiters.add(wake);
       });
     },
+    dropSessions: served.dropSessions,
     close: served.close,
   };
   return upstream;

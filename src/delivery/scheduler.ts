@@ -1,0 +1,256 @@
+import type { DeliverySettings } from '../config/schema.js';
+import type { Logger } from '../observe/logger.js';
+import type { SpooledMessage, SpoolStore } from '../spool/store.js';
+import { nextDelay } from './backoff.js';
+import { DeliveryFailure, type Accepted, type Transport } from './transport.js';
+
+/** A policy decision the scheduler consults: messages of a held device wait, untouched. */
+export interface DeviceHold {
+  isHeld(device: string): boolean;
+}
+
+/** What the device should hear about a message it just handed over. */
+export type Verdict =
+  | { status: 'delivered'; response: string }
+  | { status: 'refused'; code: number; response: string }
+  | { status: 'queued'; id: string };
+
+/** One upstream's share of the work: how many deliveries run, and whether it is backing off. */
+interface Lane {
+  active: number;
+  failures: number;
+  backoffUntil: number;
+}
+
+/**
+ * Postfix's qmgr in small: decides when each spooled message is tried, runs
+ * at most `concurrency` deliveries per upstream, retries with backoff, and
+ * moves what cannot be delivered to the failed area. The spool files are
+ * the truth; the schedule in memory is rebuilt from them by scan().
+ */
+export class Scheduler {
+  private readonly lanes = new Map<string, Lane>();
+  private readonly due = new Map<string, number>();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private timer?: NodeJS.Timeout;
+  private rescanTimer?: NodeJS.Timeout;
+  private stopping = false;
+
+  constructor(
+    private readonly spool: SpoolStore,
+    private readonly transports: ReadonlyMap<string, Transport>,
+    private readonly settings: DeliverySettings,
+    private readonly logger: Logger,
+    private readonly hold: DeviceHold = { isHeld: () => false },
+  ) {}
+
+  /** Picks up every message already in the spool, e.g. after a restart or a crash. */
+  async start(): Promise<void> {
+    await this.scan();
+    const pending = this.due.size;
+    if (pending > 0) this.logger.info({ messages: pending }, 'resuming queued messages');
+    // A safety net under the queue tools' kick: files changed by hand are noticed within a minute.
+    this.rescanTimer = setInterval(() => void this.scan().catch((err: Error) => this.logger.error({ err: err.message }, 'spool scan failed')), 60_000);
+    this.rescanTimer.unref();
+  }
+
+  /** Rebuilds the schedule from the spool: new, retried and deleted messages. */
+  async scan(): Promise<void> {
+    const ids = new Set(await this.spool.ids());
+    for (const id of this.due.keys()) if (!ids.has(id)) this.due.delete(id);
+    for (const id of ids) {
+      if (this.inFlight.has(id)) continue;
+      const message = await this.spool.read(id);
+      if (message) this.due.set(id, Date.parse(message.state.nextAttemptAt) || Date.now());
+    }
+    this.arm();
+  }
+
+  /**
+   * Takes a freshly spooled message. If its upstream has a free slot, delivery
+   * starts at once and the device may hear the provider's verdict, waiting at
+   * most `sync_wait`; otherwise it hears "queued" without waiting at all.
+   */
+  submit(message: SpooledMessage): Promise<Verdict> {
+    const queued: Verdict = { status: 'queued', id: message.id };
+    const lane = this.lane(message.envelope.upstream);
+    if (this.stopping || !this.canStart(lane, message)) {
+      this.due.set(message.id, Date.now());
+      this.arm();
+      return Promise.resolve(queued);
+    }
+    const verdict = new Promise<Verdict>((resolve) => {
+      const timer = setTimeout(() => resolve(queued), this.settings.sync_wait);
+      this.launch(message, lane, (outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      });
+    });
+    return verdict;
+  }
+
+  /**
+   * A queue tool changed the spool (retry, delete, unfreeze). An operator's
+   * retry outranks an upstream's backoff, so that is forgotten too.
+   */
+  async kicked(): Promise<void> {
+    for (const lane of this.lanes.values()) lane.backoffUntil = 0;
+    await this.scan();
+  }
+
+  /** Stops starting deliveries and waits (up to shutdown_wait) for those in flight. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    clearInterval(this.rescanTimer);
+    const inFlight = Promise.all(this.inFlight.values());
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.settings.shutdown_wait).unref());
+    await Promise.race([inFlight, timeout]);
+    await Promise.all([...this.transports.values()].map((transport) => transport.close()));
+  }
+
+  private lane(upstream: string): Lane {
+    let lane = this.lanes.get(upstream);
+    if (!lane) this.lanes.set(upstream, (lane = { active: 0, failures: 0, backoffUntil: 0 }));
+    return lane;
+  }
+
+  private canStart(lane: Lane, message: SpooledMessage): boolean {
+    const limit = this.transports.get(message.envelope.upstream)?.concurrency ?? 1;
+    return lane.active < limit && lane.backoffUntil <= Date.now() && !this.hold.isHeld(message.envelope.device);
+  }
+
+  /** Arms one timer for the earliest due message. */
+  private arm(): void {
+    if (this.stopping) return;
+    clearTimeout(this.timer);
+    let earliest = Infinity;
+    for (const at of this.due.values()) earliest = Math.min(earliest, at);
+    if (earliest === Infinity) return;
+    // setTimeout takes at most 2^31-1 ms; a longer wait simply re-arms.
+    this.timer = setTimeout(() => void this.tick(), Math.min(Math.max(0, earliest - Date.now()), 2 ** 31 - 1));
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    const ready = [...this.due.entries()].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
+    for (const [id] of ready) {
+      if (this.stopping) return;
+      if (this.inFlight.has(id)) continue;
+      const message = await this.spool.read(id).catch(() => undefined);
+      if (!message) {
+        this.due.delete(id);
+        continue;
+      }
+      const lane = this.lane(message.envelope.upstream);
+      if (this.hold.isHeld(message.envelope.device)) {
+        this.due.set(id, now + this.settings.retry_initial);
+        continue;
+      }
+      if (lane.backoffUntil > now) {
+        this.due.set(id, Math.max(this.due.get(id) ?? 0, lane.backoffUntil));
+        continue;
+      }
+      if (this.canStart(lane, message)) this.launch(message, lane);
+    }
+    this.arm();
+  }
+
+  private launch(message: SpooledMessage, lane: Lane, report?: (verdict: Verdict) => void): void {
+    this.due.delete(message.id);
+    lane.active++;
+    const run = this.attempt(message, lane)
+      .then((verdict) => report?.(verdict))
+      .catch((err: Error) => {
+        this.logger.error({ queue_id: message.id, device: message.envelope.device, err: err.message }, 'delivery attempt crashed');
+        this.due.set(message.id, Date.now() + this.settings.retry_initial);
+        report?.({ status: 'queued', id: message.id });
+      })
+      .finally(() => {
+        lane.active--;
+        this.inFlight.delete(message.id);
+        void this.tick();
+      });
+    this.inFlight.set(message.id, run);
+  }
+
+  private async attempt(message: SpooledMessage, lane: Lane): Promise<Verdict> {
+    const { envelope, state } = message;
+    const queued: Verdict = { status: 'queued', id: message.id };
+    if (!(await this.spool.lock(message.id))) return queued;
+    const started = Date.now();
+    const attempt = state.attempts + 1;
+    const context = { queue_id: message.id, device: envelope.device, client_ip: envelope.clientIp, upstream: envelope.upstream, attempt };
+    const done = new Set([...state.delivered, ...state.refused.map((r) => r.address)]);
+    const pending = envelope.to.filter((address) => !done.has(address));
+    try {
+      const transport = this.transports.get(envelope.upstream);
+      let result: Accepted;
+      try {
+        if (!transport) throw new DeliveryFailure('temporary', `no upstream named ${envelope.upstream}`);
+        result = await transport.send({ from: envelope.from, to: pending }, () => this.spool.openBody(message.id));
+      } catch (err) {
+        const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
+        result = {
+          response: failure.message,
+          accepted: [],
+          refused: pending.map((address) => ({ address, code: failure.kind === 'permanent' ? (failure.code ?? 550) : undefined, response: failure.message })),
+        };
+        this.noteLaneFailure(lane, failure);
+      }
+      if (result.accepted.length > 0) lane.failures = 0;
+      const delay_ms = Date.now() - Date.parse(envelope.receivedAt);
+      const permanent = result.refused.filter((r) => (r.code ?? 0) >= 500);
+      const temporary = result.refused.filter((r) => (r.code ?? 0) < 500);
+      state.delivered.push(...result.accepted);
+      state.refused.push(...permanent.map(({ address, response }) => ({ address, response })));
+      if (result.accepted.length > 0) {
+        this.logger.info({ ...context, to: result.accepted, response: result.response, delay_ms }, 'delivered');
+      }
+      for (const refusal of permanent) {
+        this.logger.error({ ...context, to: refusal.address, response: refusal.response, delay_ms }, 'bounced');
+      }
+
+      if (temporary.length === 0) {
+        if (state.refused.length === 0) {
+          await this.spool.remove(message.id);
+          return { status: 'delivered', response: result.response };
+        }
+        const reason = state.refused.map((r) => `${r.address}: ${r.response}`).join('; ');
+        await this.fail(message, reason);
+        if (state.delivered.length > 0) return queued;
+        return { status: 'refused', code: permanent[0]?.code ?? 554, response: permanent[0]?.response ?? reason };
+      }
+
+      state.attempts = attempt;
+      state.lastError = temporary[0].response;
+      const age = Date.now() - Date.parse(envelope.receivedAt);
+      if (age >= this.settings.max_age) {
+        this.logger.error({ ...context, response: state.lastError, delay_ms }, 'expired');
+        await this.fail(message, `expired after ${attempt} attempts: ${state.lastError}`);
+        return queued;
+      }
+      const next = Date.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
+      state.nextAttemptAt = new Date(next).toISOString();
+      this.logger.warn({ ...context, to: temporary.map((r) => r.address), response: state.lastError, delay_ms, next_attempt: state.nextAttemptAt }, 'deferred');
+      if (await this.spool.saveState(message)) this.due.set(message.id, next);
+      return queued;
+    } finally {
+      await this.spool.unlock(message.id);
+      this.logger.debug({ ...context, took_ms: Date.now() - started }, 'attempt finished');
+    }
+  }
+
+  private noteLaneFailure(lane: Lane, failure: DeliveryFailure): void {
+    if (!failure.unreachable) return;
+    lane.failures++;
+    lane.backoffUntil = Date.now() + nextDelay(lane.failures, this.settings.retry_initial, this.settings.retry_max);
+  }
+
+  private async fail(message: SpooledMessage, reason: string): Promise<void> {
+    message.state.failedAt = new Date().toISOString();
+    message.state.reason = reason;
+    await this.spool.move(message, 'queue', 'failed');
+  }
+}

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startTestBridge, type TestBridge } from './support/bridge.js';
+import { pythonSmtplib } from './support/clients.js';
+
+/**
+ * A full or read-only spool, for real: the spool is a tiny tmpfs. Mounting
+ * needs CAP_SYS_ADMIN (root on the CI machine); without it these tests say so
+ * and skip rather than fake the disk.
+ */
+function canMount(): boolean {
+  const probe = mkdtempSync(join(tmpdir(), 'smtp-bridge-mount-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'ignore' });
+    execFileSync('umount', [probe], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+const mountable = canMount();
+const FROM = 'sensor@example.net';
+
+async function smallDiskBridge(): Promise<TestBridge> {
+  return startTestBridge({
+    yaml: `upstreams:
+  capture: { type: directory, path: captured }
+devices:
+  sensor: { auth: none, networks: [127.0.0.1], senders: [${FROM}], upstream: capture }
+`,
+    prepare: async (dir) => {
+      mkdirSync(join(dir, 'spool'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', join(dir, 'spool')]);
+    },
+    cleanup: async (dir) => {
+      execFileSync('umount', ['-l', join(dir, 'spool')]);
+    },
+  });
+}
+
+const send = (bridge: TestBridge, size: number) =>
+  pythonSmtplib({ host: '127.0.0.1', port: bridge.ports.none!, security: 'none', from: FROM, to: ['owner@example.com'], message: `Subject: scan\r\n\r\n${'x'.repeat(size)}\r\n` });
+
+const spoolEntries = (bridge: TestBridge) => ['tmp', 'queue'].flatMap((area) => readdirSync(join(bridge.dir, 'spool', area)));
+
+test('a full spool disk: 452 4.3.1, nothing half-written, one error line per condition', { skip: !mountable && 'mounting a tmpfs is not permitted here' }, async () => {
+  const bridge = await smallDiskBridge();
+  try {
+    for (let i = 0; i < 2; i++) {
+      const result = await send(bridge, 400_000);
+      assert.equal(result.code, 452, result.transcript);
+      assert.match(result.transcript, /4\.3\.1 Insufficient system storage/);
+      assert.deepEqual(spoolEntries(bridge), []);
+    }
+    const errors = bridge.logs.filter((l) => l.msg === 'spool not writable');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].code, 'ENOSPC');
+    const ok = await send(bridge, 1000);
+    assert.equal(ok.code, 250, ok.transcript);
+    assert.ok(bridge.logs.some((l) => l.msg === 'spool writable again'));
+  } finally {
+    await bridge.stop();
+  }
+});
+
+test('a read-only spool: 452 4.3.1 until it is writable again', { skip: !mountable && 'mounting a tmpfs is not permitted here' }, async () => {
+  const bridge = await smallDiskBridge();
+  const spool = join(bridge.dir, 'spool');
+  try {
+    execFileSync('mount', ['-o', 'remount,ro', spool]);
+    const refused = await send(bridge, 100);
+    assert.equal(refused.code, 452, refused.transcript);
+    assert.equal(bridge.logs.find((l) => l.msg === 'spool not writable')?.code, 'EROFS');
+    execFileSync('mount', ['-o', 'remount,rw', spool]);
+    const ok = await send(bridge, 100);
+    assert.equal(ok.code, 250, ok.transcript);
+  } finally {
+    await bridge.stop();
+  }
+});

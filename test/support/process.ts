@@ -1,0 +1,79 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LogLine } from './bridge.js';
+
+/** The compiled CLI, as a user runs it. */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface BridgeProcess {
+  child: ChildProcess;
+  logs: LogLine[];
+  stderr: string;
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Sends a signal and waits for the process to be gone. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * `smtp-bridge serve` as a separate process, so a test can kill -9 it. Its
+ * JSON log lines are collected; it is killed after `lifetimeMs` at the latest.
+ */
+export async function spawnBridge(configFile: string, listeners: number, lifetimeMs = 60_000): Promise<BridgeProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: LogLine[] = [];
+  const waiters = new Set<() => void>();
+  let stderr = '';
+  let pending = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line) as LogLine);
+    for (const wake of waiters) wake();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const limit = setTimeout(() => child.kill('SIGKILL'), lifetimeMs);
+  limit.unref();
+  void exited.then(() => clearTimeout(limit));
+
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000) =>
+    new Promise<LogLine>((resolve, reject) => {
+      const check = () => {
+        const found = logs.find(predicate);
+        if (!found) return false;
+        clearTimeout(timer);
+        waiters.delete(wake);
+        resolve(found);
+        return true;
+      };
+      const wake = () => void check();
+      const timer = setTimeout(() => {
+        waiters.delete(wake);
+        reject(new Error(`no such log line within ${timeoutMs} ms; stderr: ${stderr}; logs: ${JSON.stringify(logs.slice(-5))}`));
+      }, timeoutMs);
+      if (!check()) waiters.add(wake);
+    });
+
+  const bridge: BridgeProcess = {
+    child,
+    logs,
+    get stderr() {
+      return stderr;
+    },
+    waitForLog,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+  try {
+    for (let i = 0; i < listeners; i++) {
+      await waitForLog(() => logs.filter((l) => l.msg === 'listening').length > i);
+    }
+  } catch (err) {
+    await bridge.kill('SIGKILL');
+    throw err;
+  }
+  return bridge;
+}
