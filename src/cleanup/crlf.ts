@@ -1,33 +1,28 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
 const CR = 0x0d;
-const LF = 0x0a;
+const BARE = /\r(?!\n)|(?<!\r)\n/;
+const LINE_END = /\r\n|\r|\n/g;
 
 /**
- * Turns bare LF line ends into CRLF, the only form SMTP allows on the wire.
- * Old firmware and hand-made clients send bare LF inside DATA; a provider
- * would reject or mangle it.
+ * Makes every line end CRLF, the only form SMTP allows on the wire. Old
+ * firmware and hand-made clients send bare LF; a bare CR is worse: a
+ * provider that reads `<CR>.<CR><LF>` as the end of DATA could be fed a
+ * smuggled second message. Both become CRLF.
  */
 export class CrlfNormalizer extends Transform {
-  /** Last byte of the previous chunk: a CRLF may be split across chunks. */
-  private previous = -1;
+  /** A CR at the end of a chunk: whether it is bare depends on the next chunk's first byte. */
+  private heldCr = false;
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const bareAt: number[] = [];
-    for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, i + 1)) {
-      if ((i === 0 ? this.previous : chunk[i - 1]) !== CR) bareAt.push(i);
-    }
-    if (chunk.length > 0) this.previous = chunk[chunk.length - 1];
-    if (bareAt.length === 0) return callback(null, chunk);
-    const parts: Buffer[] = [];
-    let from = 0;
-    for (const at of bareAt) {
-      parts.push(chunk.subarray(from, at), CRLF_CR);
-      from = at;
-    }
-    parts.push(chunk.subarray(from));
-    callback(null, Buffer.concat(parts));
+    let data = this.heldCr ? Buffer.concat([Buffer.from([CR]), chunk]) : chunk;
+    this.heldCr = data.length > 0 && data[data.length - 1] === CR;
+    if (this.heldCr) data = data.subarray(0, -1);
+    const text = data.toString('latin1');
+    callback(null, BARE.test(text) ? Buffer.from(text.replace(LINE_END, '\r\n'), 'latin1') : data);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(null, this.heldCr ? Buffer.from('\r\n') : undefined);
   }
 }
-
-const CRLF_CR = Buffer.from([CR]);
