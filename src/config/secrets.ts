@@ -54,10 +54,20 @@ export async function resolveSecrets(
   ];
   // Windows reports no group/other bits worth trusting, so the check would only cry wolf there.
   const exposedMode = process.platform !== 'win32' && (options.configFileMode & 0o044) !== 0;
+  const mode = (options.configFileMode & 0o777).toString(8).padStart(4, '0');
+
+  // A CRAM-MD5 or DIGEST-MD5 form logs in with its mechanism as well as the password would; scrypt does not.
+  for (const [name, device] of Object.entries(config.devices)) {
+    const equivalent = exposedMode ? (device.secret ?? []).filter((form) => form.scheme !== 'SCRYPT') : [];
+    if (equivalent.length === 0) continue;
+    const schemes = equivalent.map((form) => `{${form.scheme}}`).join(' and ');
+    result.warnings.push(
+      locate.issue(['devices', name, 'secret'], `${schemes} form in a config file readable by group or others (mode ${mode}) logs in as this device; chmod 600 the file`),
+    );
+  }
 
   for (const { path, holder, generatedFor } of holders) {
     if (holder.password !== undefined && exposedMode) {
-      const mode = (options.configFileMode & 0o777).toString(8).padStart(4, '0');
       result.warnings.push(
         locate.issue(
           [...path, 'password'],

@@ -1,17 +1,17 @@
-import { LAN_NETWORKS, type Config, type Device, type DeviceMechanism } from '../config/schema.js';
+import { LAN_NETWORKS, TLS_VERSIONS, type Config, type Device, type DeviceMechanism, type Rate, type TlsVersion } from '../config/schema.js';
 import { AddressRules } from './addresses.js';
-import { secretsEqual, verifyCramMd5 } from './credentials.js';
+import { credentialFor, secretsEqual, type Credential } from './credentials.js';
+import { digestMd5Rspauth, verifyDigestMd5, type DigestMd5Response } from './digest-md5.js';
 import { NetworkList } from './networks.js';
 
 /** What a device proved about itself in one AUTH exchange, as the inbound stage received it. */
 export type AuthAttempt =
   | { mechanism: 'PLAIN' | 'LOGIN'; username: string; password: string }
-  | { mechanism: 'CRAM-MD5'; username: string; challenge: string; response: string };
+  | { mechanism: 'CRAM-MD5'; username: string; challenge: string; response: string }
+  | { mechanism: 'DIGEST-MD5'; username: string; digest: DigestMd5Response };
 
-/** Why an AUTH failed. The device always hears the same 535; the log hears this. */
-export type AuthRefusal = 'unknown-user' | 'bad-password' | 'mechanism-not-allowed' | 'network-not-allowed' | 'no-auth-device';
-
-export type AuthVerdict = { ok: true; device: DevicePolicy } | { ok: false; reason: AuthRefusal; device?: DevicePolicy };
+/** A freeze threshold is this many times the device's first messages budget, over the same window. */
+const DEFAULT_FREEZE_FACTOR = 3;
 
 /** One device's rules, compiled once from its config entry. */
 export class DevicePolicy {
@@ -20,6 +20,11 @@ export class DevicePolicy {
   readonly networks: NetworkList;
   readonly senders: AddressRules;
   readonly recipients: AddressRules;
+  readonly credential?: Credential;
+  readonly messageLimits: readonly Rate[];
+  readonly recipientLimits: readonly Rate[];
+  /** More message attempts than this within its window freeze the device; undefined: never. */
+  readonly freezeAfter?: Rate;
 
   constructor(
     readonly name: string,
@@ -30,6 +35,10 @@ export class DevicePolicy {
     this.networks = new NetworkList(entry.networks ?? LAN_NETWORKS);
     this.senders = new AddressRules(entry.senders);
     this.recipients = new AddressRules(entry.recipients);
+    this.credential = credentialFor(entry);
+    this.messageLimits = entry.limits?.messages ?? [];
+    this.recipientLimits = entry.limits?.recipients ?? [];
+    this.freezeAfter = entry.freeze_after === false ? undefined : (entry.freeze_after ?? defaultFreeze(this.messageLimits[0]));
   }
 
   get upstream(): string {
@@ -40,13 +49,58 @@ export class DevicePolicy {
     return this.entry.auth === 'required';
   }
 
-  verify(attempt: AuthAttempt): boolean {
-    const password = this.entry.password;
-    if (password === undefined) return false;
-    return attempt.mechanism === 'CRAM-MD5'
-      ? verifyCramMd5(password, attempt.challenge, attempt.response)
-      : secretsEqual(password, attempt.password);
+  get allowCleartextAuth(): boolean {
+    return this.entry.allow_cleartext_auth;
   }
+
+  get minTls(): TlsVersion | undefined {
+    return this.entry.min_tls;
+  }
+
+  get maxRecipients(): number | undefined {
+    return this.entry.max_recipients;
+  }
+
+  get maxSize(): number | undefined {
+    return this.entry.max_size;
+  }
+
+  /** Whether a session with this negotiated TLS version (undefined: cleartext) meets the device's `min_tls`. */
+  acceptsTls(version: string | undefined): boolean {
+    if (!this.minTls) return true;
+    return version !== undefined && TLS_VERSIONS.indexOf(version as TlsVersion) >= TLS_VERSIONS.indexOf(this.minTls);
+  }
+
+  async verify(attempt: AuthAttempt): Promise<boolean> {
+    const credential = this.credential;
+    switch (attempt.mechanism) {
+      case 'PLAIN':
+      case 'LOGIN':
+        return (await credential?.verifyPassword?.(attempt.password)) ?? false;
+      case 'CRAM-MD5': {
+        const expected = credential?.cramMd5Digest?.(attempt.challenge);
+        // Sloppy clients (shell one-liners piping `echo` into base64) send a trailing
+        // newline or space, and old servers accepted it; so do we.
+        return expected !== undefined && secretsEqual(expected, attempt.response.trim().toLowerCase());
+      }
+      case 'DIGEST-MD5': {
+        const secret = credential?.digestMd5Ha1?.(attempt.username, attempt.digest.realm);
+        return secret !== undefined && verifyDigestMd5(secret, attempt.digest);
+      }
+    }
+  }
+
+  /** What the bridge proves back after a verified attempt: DIGEST-MD5's rspauth; nothing for the others. */
+  serverProof(attempt: AuthAttempt): string | undefined {
+    if (attempt.mechanism !== 'DIGEST-MD5') return undefined;
+    const secret = this.credential?.digestMd5Ha1?.(attempt.username, attempt.digest.realm);
+    return secret && digestMd5Rspauth(secret, attempt.digest);
+  }
+}
+
+function defaultFreeze(budget: Rate | undefined): Rate | undefined {
+  if (!budget) return undefined;
+  return { ...budget, count: budget.count * DEFAULT_FREEZE_FACTOR };
 }
 
 /** All devices, found by SASL username or, for devices without AUTH, by client address. */
@@ -73,17 +127,18 @@ export class DeviceDirectory {
     return [...union];
   }
 
-  authenticate(attempt: AuthAttempt, clientIp: string): AuthVerdict {
-    const device = this.byUsername.get(attempt.username.toLowerCase());
-    if (!device) return { ok: false, reason: 'unknown-user' };
-    if (!device.verify(attempt)) return { ok: false, reason: 'bad-password', device };
-    if (!device.mechanisms.has(attempt.mechanism)) return { ok: false, reason: 'mechanism-not-allowed', device };
-    if (!device.networks.contains(clientIp)) return { ok: false, reason: 'network-not-allowed', device };
-    return { ok: true, device };
+  /** The device that logs in with this SASL username (case-insensitively). */
+  withUsername(username: string): DevicePolicy | undefined {
+    return this.byUsername.get(username.toLowerCase());
   }
 
   /** The device that sends without AUTH from this address, if any. */
   identifyByAddress(clientIp: string): DevicePolicy | undefined {
     return this.withoutAuth.find((device) => device.networks.contains(clientIp));
+  }
+
+  /** Whether some device may AUTH without TLS from this address: only then is AUTH offered before TLS. */
+  allowsCleartextAuthFrom(clientIp: string): boolean {
+    return [...this.byUsername.values()].some((device) => device.allowCleartextAuth && device.networks.contains(clientIp));
   }
 }
