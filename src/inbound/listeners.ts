@@ -1,18 +1,22 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { Listener } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
-import type { DeviceDirectory } from '../policy/devices.js';
+import type { PolicyStage } from '../policy/stage.js';
 import { BridgeServer } from './connection.js';
 import { createSessionHandlers } from './session.js';
 import type { Intake } from './submission.js';
 
 export interface InboundOptions {
   hostname: string;
+  /** The realm DIGEST-MD5 offers. */
+  realm: string;
   listeners: Listener[];
   tls: SecureContextOptions;
   greetingDelayMs: number;
+  /** How long stop() lets open sessions finish before closing them with 421. */
+  closeTimeout: number;
   maxMessageSize: number;
-  devices: DeviceDirectory;
+  policy: PolicyStage;
   intake: Intake;
   logger: Logger;
 }
@@ -30,9 +34,9 @@ export class Inbound {
   constructor(private readonly options: InboundOptions) {}
 
   async start(): Promise<RunningListener[]> {
-    const { devices, logger } = this.options;
-    const handlers = createSessionHandlers({ devices, intake: this.options.intake, logger, maxMessageSize: this.options.maxMessageSize });
-    const mechanisms = devices.mechanisms;
+    const { policy, logger } = this.options;
+    const handlers = createSessionHandlers({ policy, intake: this.options.intake, logger, maxMessageSize: this.options.maxMessageSize });
+    const mechanisms = policy.devices.mechanisms;
     const running: RunningListener[] = [];
     for (const listener of this.options.listeners) {
       const server = new BridgeServer(
@@ -52,10 +56,19 @@ export class Inbound {
           size: this.options.maxMessageSize,
           rejectOversized: true,
           disableReverseLookup: true,
+          closeTimeout: this.options.closeTimeout,
           hideENHANCEDSTATUSCODES: false,
           logger: false,
         },
-        { greetingDelayMs: this.options.greetingDelayMs, allowCleartextAuth: listener.allow_cleartext_auth },
+        {
+          greetingDelayMs: this.options.greetingDelayMs,
+          // Cleartext AUTH needs both the listener's and a device's consent, and the client in that device's networks.
+          allowCleartextAuth: listener.allow_cleartext_auth ? (clientIp) => policy.devices.allowsCleartextAuthFrom(clientIp) : () => false,
+          authEquals: listener.auth_equals,
+          realm: this.options.realm,
+          authenticate: handlers.onAuth,
+          logger,
+        },
       );
       server.on('error', (err: Error & { remoteAddress?: string; code?: string }) => {
         logger.warn({ client_ip: err.remoteAddress, port: listener.port, err: err.message, code: err.code }, 'connection error');
@@ -74,7 +87,7 @@ export class Inbound {
       const port = typeof address === 'object' && address ? address.port : listener.port;
       running.push({ address: listener.address, port, tls: listener.tls });
       const fields = { address: listener.address, port, tls: listener.tls, min_version: this.options.tls.minVersion, cleartext_auth: listener.allow_cleartext_auth };
-      if (listener.allow_cleartext_auth) logger.warn(fields, 'listener allows AUTH without TLS: passwords cross the LAN in the clear');
+      if (listener.allow_cleartext_auth) logger.warn(fields, 'listener allows AUTH without TLS to devices with allow_cleartext_auth: their passwords cross the LAN in the clear');
       else logger.info(fields, 'listening');
     }
     return running;

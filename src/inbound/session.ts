@@ -1,13 +1,17 @@
 import type tls from 'node:tls';
 import type {
   SMTPServerAddress,
-  SMTPServerAuthentication,
   SMTPServerAuthenticationResponse,
   SMTPServerDataStream,
   SMTPServerSession,
 } from 'smtp-server';
+import { formatRate } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
-import type { AuthAttempt, DeviceDirectory, DevicePolicy } from '../policy/devices.js';
+import type { AuthRefusal } from '../policy/authenticator.js';
+import type { Admission } from '../policy/budgets.js';
+import type { AuthAttempt, DevicePolicy } from '../policy/devices.js';
+import type { PolicyStage } from '../policy/stage.js';
+import type { BridgeAuthentication, BridgeAuthResponse } from './sasl/authentication.js';
 import { SizeLimit } from './size-limit.js';
 import { ReplyError, type Intake } from './submission.js';
 
@@ -22,8 +26,15 @@ interface SessionFacts {
 
 const AUTH_FAILED = '5.7.8 Authentication credentials invalid';
 
+/** What a refused AUTH hears: one 535 for everything about the credentials, so the reply never tells an attacker which part was right. */
+function authRefusalReply(reason: AuthRefusal): SMTPServerAuthenticationResponse {
+  if (reason === 'locked-out') return { responseCode: 454, message: '4.7.0 Too many failed authentications, try again later' };
+  if (reason === 'cleartext-not-allowed') return { responseCode: 538, message: '5.7.11 Encryption required for requested authentication mechanism' };
+  return { responseCode: 535, message: AUTH_FAILED };
+}
+
 export interface SessionDeps {
-  devices: DeviceDirectory;
+  policy: PolicyStage;
   intake: Intake;
   logger: Logger;
   maxMessageSize: number;
@@ -32,7 +43,8 @@ export interface SessionDeps {
 type Callback = (err?: Error | null) => void;
 
 /** smtp-server's hooks for one listener: who the device is, what it may send, and where DATA goes. */
-export function createSessionHandlers({ devices, intake, logger, maxMessageSize }: SessionDeps) {
+export function createSessionHandlers({ policy, intake, logger, maxMessageSize }: SessionDeps) {
+  const { devices, authenticator, budgets } = policy;
   const facts = new WeakMap<SMTPServerSession, SessionFacts>();
   const factsOf = (session: SMTPServerSession): SessionFacts => {
     let known = facts.get(session);
@@ -47,13 +59,23 @@ export function createSessionHandlers({ devices, intake, logger, maxMessageSize 
     return devices.identifyByAddress(session.remoteAddress);
   };
 
-  const checkAddress = (rule: 'senders' | 'recipients', address: string, session: SMTPServerSession, callback: Callback) => {
-    const device = deviceOf(session);
-    if (!device) return callback(new ReplyError(530, '5.7.0 Authentication required'));
-    if (device[rule].allows(address)) return callback();
-    const [field, role] = rule === 'senders' ? ['from', 'Sender'] : ['to', 'Recipient'];
-    logger.warn({ device: device.name, client_ip: session.remoteAddress, [field]: address, rule }, `${role.toLowerCase()} refused`);
-    callback(new ReplyError(550, `5.7.1 ${role} <${address}> not allowed for this device`));
+  /** Refuses an envelope address with the reply for the rule it broke, logging the device and the rule. */
+  const refuseAddress = (role: 'sender' | 'recipient', address: string, session: SMTPServerSession, device: DevicePolicy, rule: string, reply: ReplyError) => {
+    logger.warn({ device: device.name, client_ip: session.remoteAddress, [role === 'sender' ? 'from' : 'to']: address, rule }, `${role} refused`);
+    return reply;
+  };
+
+  /** The reply for a budget or freeze refusal; undefined when the device may go on. */
+  const refusalFor = (admission: Admission, device: DevicePolicy, session: SMTPServerSession): ReplyError | undefined => {
+    if (admission.ok) return undefined;
+    const context = { device: device.name, client_ip: session.remoteAddress };
+    if (admission.refusal === 'frozen') {
+      logger.warn(context, 'refused: device frozen');
+      return new ReplyError(550, '5.7.1 Sending suspended for this device: it is frozen until the operator clears it');
+    }
+    const limit = formatRate(admission.limit);
+    logger.warn({ ...context, rule: admission.rule, limit }, 'over budget');
+    return new ReplyError(450, `4.7.1 Sending budget of this device exceeded (${admission.rule} ${limit}), try again later`);
   };
 
   return {
@@ -66,30 +88,59 @@ export function createSessionHandlers({ devices, intake, logger, maxMessageSize 
       callback();
     },
 
-    onAuth(
-      auth: SMTPServerAuthentication,
-      session: SMTPServerSession,
-      callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
-    ) {
+    onAuth(auth: BridgeAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: BridgeAuthResponse) => void) {
       const attempt = toAttempt(auth);
       if (!attempt) return callback(null, { message: AUTH_FAILED, responseCode: 535 });
-      const verdict = devices.authenticate(attempt, session.remoteAddress);
+      const known = factsOf(session);
       const context = { client_ip: session.remoteAddress, sasl_method: attempt.mechanism, sasl_username: attempt.username };
-      if (!verdict.ok) {
-        logger.warn({ ...context, device: verdict.device?.name, reason: verdict.reason }, 'authentication failed');
-        return callback(null, { message: AUTH_FAILED, responseCode: 535 });
-      }
-      Object.assign(factsOf(session), { device: verdict.device, saslMethod: attempt.mechanism, saslUsername: attempt.username });
-      logger.info({ ...context, device: verdict.device.name, tls: factsOf(session).tls ?? 'none' }, 'authenticated');
-      callback(null, { user: verdict.device.name });
+      authenticator.authenticate(attempt, { clientIp: session.remoteAddress, secure: session.secure, tls: known.tls }).then(
+        (verdict) => {
+          if (!verdict.ok) {
+            const until = verdict.lock && new Date(verdict.lock.until).toISOString();
+            logger.warn({ ...context, device: verdict.device?.name, reason: verdict.reason, until }, 'authentication failed');
+            return callback(null, authRefusalReply(verdict.reason));
+          }
+          Object.assign(known, { device: verdict.device, saslMethod: attempt.mechanism, saslUsername: attempt.username });
+          logger.info({ ...context, device: verdict.device.name, tls: known.tls ?? 'none' }, 'authenticated');
+          callback(null, { user: verdict.device.name, serverProof: verdict.device.serverProof(attempt) });
+        },
+        (err: Error) => {
+          logger.error({ ...context, err: err.message }, 'authentication error');
+          callback(null, { responseCode: 454, message: '4.7.0 Temporary authentication failure' });
+        },
+      );
     },
 
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
-      checkAddress('senders', address.address, session, callback);
+      const device = deviceOf(session);
+      if (!device) return callback(new ReplyError(530, '5.7.0 Authentication required'));
+      const from = address.address;
+      const known = factsOf(session);
+      // Devices that AUTH met min_tls then; one known by its address alone meets it here.
+      if (!session.user && !device.acceptsTls(known.tls)) {
+        return callback(refuseAddress('sender', from, session, device, 'min_tls', new ReplyError(530, `5.7.0 This device must use ${device.minTls} or later`)));
+      }
+      if (!device.senders.allows(from)) {
+        return callback(refuseAddress('sender', from, session, device, 'senders', new ReplyError(550, `5.7.1 Sender <${from}> not allowed for this device`)));
+      }
+      const declared = Number(address.args ? address.args.SIZE : undefined);
+      if (device.maxSize !== undefined && declared > device.maxSize) {
+        return callback(refuseAddress('sender', from, session, device, 'max_size', new ReplyError(552, `5.3.4 Message size exceeds fixed maximum message size ${device.maxSize} for this device`)));
+      }
+      callback(refusalFor(budgets.admitMessage(device, { clientIp: session.remoteAddress, saslUsername: known.saslUsername }), device, session));
     },
 
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
-      checkAddress('recipients', address.address, session, callback);
+      const device = deviceOf(session);
+      if (!device) return callback(new ReplyError(530, '5.7.0 Authentication required'));
+      const to = address.address;
+      if (!device.recipients.allows(to)) {
+        return callback(refuseAddress('recipient', to, session, device, 'recipients', new ReplyError(550, `5.7.1 Recipient <${to}> not allowed for this device`)));
+      }
+      if (device.maxRecipients !== undefined && session.envelope.rcptTo.length >= device.maxRecipients) {
+        return callback(refuseAddress('recipient', to, session, device, 'max_recipients', new ReplyError(452, `4.5.3 Too many recipients for this device (at most ${device.maxRecipients})`)));
+      }
+      callback(refusalFor(budgets.admitRecipient(device), device, session));
     },
 
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {
@@ -99,7 +150,8 @@ export function createSessionHandlers({ devices, intake, logger, maxMessageSize 
         stream.resume();
         return callback(new ReplyError(530, '5.7.0 Authentication required'));
       }
-      const limited = new SizeLimit(maxMessageSize);
+      const sizeLimit = device.maxSize ?? maxMessageSize;
+      const limited = new SizeLimit(sizeLimit);
       stream.pipe(limited);
       // A device that drops mid-DATA destroys smtp-server's stream; pipe() would leave ours open forever.
       stream.once('close', () => {
@@ -110,6 +162,8 @@ export function createSessionHandlers({ devices, intake, logger, maxMessageSize 
         device: device.name,
         upstream: device.upstream,
         clientIp: session.remoteAddress,
+        helo: session.hostNameAppearsAs || undefined,
+        esmtp: session.openingCommand !== 'HELO',
         tls: known.tls,
         cipher: known.cipher,
         saslMethod: session.user ? known.saslMethod : undefined,
@@ -123,8 +177,9 @@ export function createSessionHandlers({ devices, intake, logger, maxMessageSize 
         .then(async (spooled) => {
           if (limited.exceeded) {
             await spooled.discard();
-            logger.warn({ queue_id: spooled.queueId, device: device.name, client_ip: session.remoteAddress, limit: maxMessageSize }, 'message over size limit');
-            return callback(new ReplyError(552, `5.3.4 Message exceeds fixed maximum message size ${maxMessageSize}`));
+            const rule = sizeLimit < maxMessageSize ? 'max_size' : 'max_message_size';
+            logger.warn({ queue_id: spooled.queueId, device: device.name, client_ip: session.remoteAddress, rule, limit: sizeLimit }, 'message over size limit');
+            return callback(new ReplyError(552, `5.3.4 Message exceeds fixed maximum message size ${sizeLimit}`));
           }
           const reply = await spooled.release();
           if (reply.code >= 400) return callback(new ReplyError(reply.code, reply.text));
@@ -141,7 +196,7 @@ export function createSessionHandlers({ devices, intake, logger, maxMessageSize 
   };
 }
 
-function toAttempt(auth: SMTPServerAuthentication): AuthAttempt | undefined {
+function toAttempt(auth: BridgeAuthentication): AuthAttempt | undefined {
   const username = auth.username ?? '';
   switch (auth.method) {
     case 'PLAIN':
@@ -149,6 +204,8 @@ function toAttempt(auth: SMTPServerAuthentication): AuthAttempt | undefined {
       return { mechanism: auth.method, username, password: auth.password ?? '' };
     case 'CRAM-MD5':
       return { mechanism: 'CRAM-MD5', username, challenge: auth.challenge ?? '', response: auth.challengeResponse ?? '' };
+    case 'DIGEST-MD5':
+      return { mechanism: 'DIGEST-MD5', username: auth.username, digest: auth.digest };
     default:
       return undefined;
   }

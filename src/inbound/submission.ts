@@ -5,6 +5,10 @@ export interface Submission {
   device: string;
   upstream: string;
   clientIp: string;
+  /** The name the device gave in HELO/EHLO. */
+  helo?: string;
+  /** Whether the session opened with EHLO (ESMTP) rather than HELO. */
+  esmtp: boolean;
   tls?: string;
   cipher?: string;
   saslMethod?: string;

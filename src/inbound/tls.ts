@@ -1,4 +1,4 @@
-import type { SecureContextOptions } from 'node:tls';
+import { DEFAULT_CIPHERS, type SecureContextOptions } from 'node:tls';
 import type { TlsVersion } from '../config/schema.js';
 import type { CertificatePair } from './certificate.js';
 
@@ -12,8 +12,11 @@ export function isLegacyTls(version: TlsVersion): boolean {
 /**
  * TLS for device listeners. OpenSSL 3 refuses TLS 1.0/1.1 handshakes ("no
  * suitable signature algorithm") unless the security level drops to 0, so
- * that happens only when the operator asked for those versions. TLS 1.3 stays
- * available. `dhparam: auto` adds DHE suites for firmware without ECDHE.
+ * that happens only when the operator asked for those versions, and only the
+ * level: Node's own cipher list stays, so every min_version offers the same
+ * suites (README's table; OpenSSL's "DEFAULT" would drop the CCM and ARIA
+ * ones). TLS 1.3 stays available. `dhparam: auto` adds DHE suites, 2048-bit
+ * to match the RSA key, for firmware without ECDHE.
  */
 export function deviceTlsOptions(certificate: CertificatePair, minVersion: TlsVersion): SecureContextOptions {
   return {
@@ -21,6 +24,6 @@ export function deviceTlsOptions(certificate: CertificatePair, minVersion: TlsVe
     cert: certificate.cert,
     minVersion,
     dhparam: 'auto',
-    ...(isLegacyTls(minVersion) ? { ciphers: 'DEFAULT:@SECLEVEL=0' } : {}),
+    ...(isLegacyTls(minVersion) ? { ciphers: `${DEFAULT_CIPHERS}:@SECLEVEL=0` } : {}),
   };
 }

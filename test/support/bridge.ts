@@ -14,9 +14,13 @@ export interface LogLine {
 
 export interface TestBridge {
   dir: string;
+  /** The config file, for running CLI commands against this bridge. */
+  file: string;
   /** Port of each listener, by tls mode. */
   ports: { none?: number; starttls?: number; implicit?: number };
   logs: LogLine[];
+  /** Stops the bridge and starts it again on the same directory, config and ports, as after a reboot. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -25,7 +29,15 @@ export interface TestBridgeOptions {
   yaml: string;
   /** Extra keys for each listener, e.g. "allow_cleartext_auth: true" for the cleartext one. */
   cleartextListenerExtra?: string;
+  /** The same for the implicit-TLS listener, e.g. "auth_equals: false". */
+  implicitListenerExtra?: string;
   minVersion?: string;
+  /** Address of every listener; "::" takes IPv6 clients too, and IPv4 ones as IPv4-mapped addresses. Default 127.0.0.1. */
+  address?: string;
+  /** Runs after the bridge's directory exists and before the bridge starts (e.g. to mount a small disk as its spool). */
+  prepare?: (dir: string) => Promise<void>;
+  /** Undoes `prepare` before the directory is removed. */
+  cleanup?: (dir: string) => Promise<void>;
 }
 
 /**
@@ -34,13 +46,15 @@ export interface TestBridgeOptions {
  */
 export async function startTestBridge(options: TestBridgeOptions): Promise<TestBridge> {
   const dir = await mkdtemp(join(tmpdir(), 'smtp-bridge-test-'));
+  const address = options.address ?? '127.0.0.1';
   const ports = { none: await freePort(), starttls: await freePort(), implicit: await freePort() };
   const extra = options.cleartextListenerExtra ? `, ${options.cleartextListenerExtra}` : '';
+  const implicitExtra = options.implicitListenerExtra ? `, ${options.implicitListenerExtra}` : '';
   const yaml = `hostname: bridge.test
 listen:
-  - { port: ${ports.starttls}, tls: starttls, address: 127.0.0.1 }
-  - { port: ${ports.implicit}, tls: implicit, address: 127.0.0.1 }
-  - { port: ${ports.none}, tls: none, address: 127.0.0.1${extra} }
+  - { port: ${ports.starttls}, tls: starttls, address: "${address}" }
+  - { port: ${ports.implicit}, tls: implicit, address: "${address}"${implicitExtra} }
+  - { port: ${ports.none}, tls: none, address: "${address}"${extra} }
 tls:
   cert_file: bridge.crt
   key_file: bridge.key
@@ -54,18 +68,26 @@ ${options.yaml}`;
   const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   let bridge: RunningBridge;
   try {
+    await options.prepare?.(dir);
     const { config } = await loadConfig(file);
     bridge = await startBridge(config, logger);
   } catch (err) {
+    await options.cleanup?.(dir);
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
   return {
     dir,
+    file,
     ports,
     logs,
+    async restart() {
+      await bridge.stop();
+      bridge = await startBridge((await loadConfig(file)).config, logger);
+    },
     async stop() {
       await bridge.stop();
+      await options.cleanup?.(dir);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -9,7 +9,7 @@ import { format } from 'node:util';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
-export type Mechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5';
+export type Mechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5' | 'DIGEST-MD5';
 
 export interface ClientOptions {
   host: string;
@@ -77,6 +77,26 @@ export function cramMd5Response(username: string, password: string, challengeB64
   const challenge = Buffer.from(challengeB64, 'base64');
   const digest = createHmac('md5', password).update(challenge).digest('hex');
   return Buffer.from(`${username} ${digest}`).toString('base64');
+}
+
+/**
+ * A DIGEST-MD5 digest-response (RFC 2831 2.1.2, qop=auth) to a server's
+ * base64 challenge, and the rspauth the server must answer with. Written
+ * apart from the bridge's own code, for the clients that have no DIGEST-MD5.
+ */
+export function digestMd5Answer(username: string, password: string, challengeB64: string, host: string, authzid?: string): { response: string; rspauth: string } {
+  const challenge = Buffer.from(challengeB64, 'base64').toString('utf8');
+  const directive = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(challenge)?.[1] ?? '';
+  const [realm, nonce] = [directive('realm'), directive('nonce')];
+  const cnonce = randomBytes(12).toString('hex');
+  const uri = `smtp/${host}`;
+  const md5 = (data: Buffer | string) => createHash('md5').update(data).digest();
+  const hex = (data: Buffer | string) => md5(data).toString('hex');
+  const ha1 = hex(Buffer.concat([md5(`${username}:${realm}:${password}`), Buffer.from(`:${nonce}:${cnonce}${authzid === undefined ? '' : `:${authzid}`}`)]));
+  const kd = (a2: string) => hex(`${ha1}:${nonce}:00000001:${cnonce}:auth:${hex(a2)}`);
+  const fields = `username="${username}",realm="${realm}",nonce="${nonce}",cnonce="${cnonce}",nc=00000001,qop=auth,digest-uri="${uri}"`;
+  const response = `${fields},response=${kd(`AUTHENTICATE:${uri}`)},charset=utf-8${authzid === undefined ? '' : `,authzid="${authzid}"`}`;
+  return { response: Buffer.from(response).toString('base64'), rspauth: kd(`:${uri}`) };
 }
 
 function credentials(opts: ClientOptions): { username: string; password: string } {
@@ -167,7 +187,7 @@ async function withTempFile<T>(content: Buffer, use: (file: string) => Promise<T
 }
 
 const PYTHON_CLIENT = String.raw`
-import base64, json, smtplib, ssl, sys, warnings
+import base64, hashlib, json, re, secrets, smtplib, ssl, sys, warnings
 
 # TLSVersion.TLSv1/TLSv1_1 are deprecated; pinning them is the point here.
 warnings.simplefilter("ignore", DeprecationWarning)
@@ -199,6 +219,20 @@ def context():
         ctx.maximum_version = ver
     return ctx
 
+def digest_md5(challenge):
+    # smtplib has no DIGEST-MD5: RFC 2831's client side for qop=auth, checking the server's rspauth.
+    text = challenge.decode("utf-8")
+    if text.startswith("rspauth="):
+        if text[8:] != digest_md5.rspauth:
+            raise RuntimeError("server rspauth does not match")
+        return ""
+    d = {k.lower(): q or t for k, q, t in re.findall(r'([\w-]+)=(?:"([^"]*)"|([^,]*))', text)}
+    user, realm, nonce, cnonce, uri = o["username"], d.get("realm", ""), d["nonce"], secrets.token_hex(12), "smtp/" + o["host"]
+    ha1 = hashlib.md5(hashlib.md5(("%s:%s:%s" % (user, realm, o["password"])).encode()).digest() + (":%s:%s" % (nonce, cnonce)).encode()).hexdigest()
+    kd = lambda a2: hashlib.md5(("%s:%s:00000001:%s:auth:%s" % (ha1, nonce, cnonce, hashlib.md5(a2.encode()).hexdigest())).encode()).hexdigest()
+    digest_md5.rspauth = kd(":" + uri)
+    return 'username="%s",realm="%s",nonce="%s",cnonce="%s",nc=00000001,qop=auth,digest-uri="%s",response=%s,charset=utf-8' % (user, realm, nonce, cnonce, uri, kd("AUTHENTICATE:" + uri))
+
 server = None
 try:
     t = o["timeout"]
@@ -227,7 +261,7 @@ try:
         if mech not in offered and not o.get("forceAuth"):
             raise RuntimeError("server does not advertise AUTH %s" % mech)
         server.user, server.password = o["username"], o["password"]
-        auth = {"PLAIN": server.auth_plain, "LOGIN": server.auth_login, "CRAM-MD5": server.auth_cram_md5}[mech]
+        auth = {"PLAIN": server.auth_plain, "LOGIN": server.auth_login, "CRAM-MD5": server.auth_cram_md5, "DIGEST-MD5": digest_md5}[mech]
         # Devices send LOGIN without an initial response and answer both prompts.
         step("auth", *server.auth(mech, auth, initial_response_ok=(mech == "PLAIN")))
     if step("mail", *server.mail(o["from"])) != 250:
@@ -308,7 +342,7 @@ function replyLines(code: number, text: string): string[] {
 }
 
 /** Splits a stream of SMTP server output into complete (possibly multiline) replies. */
-class ReplyReader {
+export class ReplyReader {
   private buffered = '';
   private lines: string[] = [];
   private readonly ready: SmtpReplyLine[] = [];
@@ -361,12 +395,13 @@ function dataPayload(message: Buffer): Buffer {
   return Buffer.from(stuffed + (stuffed.endsWith('\r\n') ? '' : '\r\n') + '.\r\n', 'latin1');
 }
 
-function opensslTlsArgs(opts: ClientOptions): string[] {
+function opensslTlsArgs(opts: OpensslOptions): string[] {
   const args: string[] = [];
   if (opts.tlsVersion) {
     args.push({ TLSv1: '-tls1', 'TLSv1.1': '-tls1_1', 'TLSv1.2': '-tls1_2', 'TLSv1.3': '-tls1_3' }[opts.tlsVersion]);
-    if (OLD_TLS.has(opts.tlsVersion)) args.push('-cipher', LEGACY_CIPHERS);
   }
+  const cipher = opts.cipher ?? (opts.tlsVersion && OLD_TLS.has(opts.tlsVersion) ? LEGACY_CIPHERS : undefined);
+  if (cipher) args.push(opts.tlsVersion === 'TLSv1.3' ? '-ciphersuites' : '-cipher', cipher);
   if (opts.caFile) {
     args.push('-CAfile', opts.caFile, '-verify_return_error');
     args.push(net.isIP(opts.host) ? '-verify_ip' : '-verify_hostname', opts.host);
@@ -374,13 +409,22 @@ function opensslTlsArgs(opts: ClientOptions): string[] {
   return args;
 }
 
+export interface OpensslOptions extends ClientOptions {
+  /** false: bare LFs in the message become CRLF, the way `-crlf` would. */
+  crlfBody?: boolean;
+  /**
+   * OpenSSL cipher list to offer, e.g. 'DHE-RSA-AES128-SHA:@SECLEVEL=0' (TLS 1.3
+   * suites when tlsVersion is TLSv1.3); default: what the version needs.
+   */
+  cipher?: string;
+}
+
 /**
  * `openssl s_client` driven line by line, each command sent only after the
  * previous reply, as a slow embedded device would. The message is written
- * byte-exact by default (crlfBody: true, it must already use CRLF); with
- * crlfBody: false bare LFs become CRLF the way `-crlf` would.
+ * byte-exact by default (crlfBody: true, it must already use CRLF).
  */
-export async function opensslClient(opts: ClientOptions & { crlfBody?: boolean }): Promise<OpensslResult> {
+export async function opensslClient(opts: OpensslOptions): Promise<OpensslResult> {
   if (opts.security === 'none') {
     throw new Error('openssl s_client always speaks TLS: use security starttls or implicit');
   }
@@ -436,10 +480,18 @@ export async function opensslClient(opts: ClientOptions & { crlfBody?: boolean }
         send(b64(username), '<username>');
         await expect(334);
         send(b64(password), '<password>');
-      } else {
+      } else if (opts.mechanism === 'CRAM-MD5') {
         send('AUTH CRAM-MD5');
         const challenge = await expect(334);
         send(cramMd5Response(username, password, challenge.text.trim()), '<cram-md5 response>');
+      } else {
+        send('AUTH DIGEST-MD5');
+        const challenge = await expect(334);
+        const answer = digestMd5Answer(username, password, challenge.text.trim(), opts.host);
+        send(answer.response, '<digest-md5 response>');
+        const proof = await expect(334);
+        if (Buffer.from(proof.text.trim(), 'base64').toString() !== `rspauth=${answer.rspauth}`) throw new SessionEnd(null, 'server rspauth does not match');
+        send('');
       }
       await expect(235);
     }
@@ -564,18 +616,60 @@ export async function curlClient(opts: ClientOptions): Promise<ClientResult> {
     runProcess('curl', [...args, '--upload-file', file], '', timeoutMs),
   );
   const transcript = run.stderr + run.stdout;
-  let code: number | null = null;
-  for (const line of transcript.split('\n')) {
-    if (line.startsWith('> QUIT')) break;
-    const m = /^< (\d{3}) /.exec(line);
-    if (m) code = Number(m[1]);
-  }
   return {
     ok: run.exitCode === 0,
-    code: verdict(run.exitCode === 0, code),
+    code: verdict(run.exitCode === 0, lastReplyBeforeQuit(transcript, '< ', '> QUIT')),
     transcript,
     exitCode: run.exitCode,
     tlsVersion: /SSL connection using (\S+) /.exec(transcript)?.[1] ?? null,
+    timedOut: run.timedOut,
+  };
+}
+
+/** The code of the last server reply in a client's verbose log, before the client's own QUIT. */
+function lastReplyBeforeQuit(transcript: string, replyPrefix: string, quit: string): number | null {
+  let code: number | null = null;
+  for (const line of transcript.split('\n')) {
+    if (line.startsWith(quit)) break;
+    const m = /^(\d{3})[ -]/.exec(line.startsWith(replyPrefix) ? line.slice(replyPrefix.length) : '');
+    if (m) code = Number(m[1]);
+  }
+  return code;
+}
+
+const GNUTLS_VERSIONS: Record<TlsVersion, string> = { TLSv1: 'TLS1.0', 'TLSv1.1': 'TLS1.1', 'TLSv1.2': 'TLS1.2', 'TLSv1.3': 'TLS1.3' };
+
+/**
+ * msmtp (GnuTLS and GNU SASL underneath) as a device, set up on the command
+ * line alone; --file=/dev/null keeps any ~/.msmtprc out. msmtp would add
+ * From, Date and Message-ID headers: switched off to keep the bytes exact.
+ */
+export async function msmtpClient(opts: ClientOptions): Promise<ClientResult> {
+  rejectForce('msmtp', opts);
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const args = ['--file=/dev/null', '--debug', `--host=${opts.host}`, `--port=${opts.port}`, `--domain=${EHLO_NAME}`];
+  args.push(`--timeout=${Math.max(1, Math.floor(timeoutMs / 2000))}`, `--from=${opts.from}`);
+  args.push('--set-from-header=off', '--set-date-header=off', '--set-msgid-header=off');
+  args.push(`--tls=${opts.security === 'none' ? 'off' : 'on'}`, `--tls-starttls=${opts.security === 'starttls' ? 'on' : 'off'}`);
+  if (opts.tlsVersion) args.push(`--tls-priorities=NORMAL:-VERS-ALL:+VERS-${GNUTLS_VERSIONS[opts.tlsVersion]}`);
+  args.push(opts.caFile ? `--tls-trust-file=${opts.caFile}` : '--tls-certcheck=off');
+  if (opts.sourceAddress) args.push(`--source-ip=${opts.sourceAddress}`);
+  if (opts.mechanism) {
+    const { username, password } = credentials(opts);
+    // msmtp takes a password only from a file, a keyring, a prompt or a command.
+    args.push(`--auth=${opts.mechanism.toLowerCase()}`, `--user=${username}`, `--passwordeval=printf '%s' '${password.replace(/'/g, `'\\''`)}'`);
+  } else {
+    args.push('--auth=off');
+  }
+  const run = await runProcess('msmtp', [...args, '--', ...opts.to], toBuffer(opts.message), timeoutMs);
+  const transcript = run.stdout + run.stderr;
+  const gnutlsVersion = /^\s*\((TLS1\.\d)\)-/m.exec(transcript)?.[1];
+  return {
+    ok: run.exitCode === 0,
+    code: verdict(run.exitCode === 0, lastReplyBeforeQuit(transcript, '<-- ', '--> QUIT')),
+    transcript,
+    exitCode: run.exitCode,
+    tlsVersion: (Object.keys(GNUTLS_VERSIONS) as TlsVersion[]).find((v) => GNUTLS_VERSIONS[v] === gnutlsVersion) ?? null,
     timedOut: run.timedOut,
   };
 }
