@@ -1,5 +1,6 @@
+import { Cleanup } from './cleanup/cleanup.js';
 import type { Config } from './config/schema.js';
-import { Dispatcher } from './delivery/dispatcher.js';
+import { Scheduler } from './delivery/scheduler.js';
 import { DirectoryTransport } from './delivery/directory-transport.js';
 import { SmtpTransport } from './delivery/smtp-transport.js';
 import type { Transport } from './delivery/transport.js';
@@ -8,7 +9,8 @@ import { Inbound, type RunningListener } from './inbound/listeners.js';
 import { deviceTlsOptions, isLegacyTls } from './inbound/tls.js';
 import { createIntake } from './intake.js';
 import type { Logger } from './observe/logger.js';
-import { DeviceDirectory } from './policy/devices.js';
+import { openPolicy } from './policy/stage.js';
+import { watchKicks } from './spool/signal.js';
 import { SpoolStore } from './spool/store.js';
 
 export interface RunningBridge {
@@ -18,9 +20,10 @@ export interface RunningBridge {
 
 /** Wires the stages together: the only place that knows all of them. */
 export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
-  const devices = new DeviceDirectory(config.devices);
+  const policy = await openPolicy(config, logger);
   const spool = new SpoolStore(config.spool.dir);
   await spool.init();
+  await spool.sweep();
 
   const transports = new Map<string, Transport>(
     Object.entries(config.upstreams).map(([name, upstream]) => [
@@ -28,7 +31,10 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
       upstream.type === 'directory' ? new DirectoryTransport(name, upstream) : new SmtpTransport(name, upstream, config.hostname),
     ]),
   );
-  const dispatcher = new Dispatcher(transports, spool, logger);
+  // A frozen device's queued messages are held: the freeze store is the scheduler's DeviceHold.
+  const scheduler = new Scheduler(spool, transports, config.delivery, logger, policy.freezes);
+  await scheduler.start();
+  const kicks = watchKicks(spool.dir, () => void scheduler.kicked().catch((err: Error) => logger.error({ err: err.message }, 'spool scan failed')));
 
   const certificate = await loadOrCreateCertificate(config.tls.cert_file, config.tls.key_file, config.hostname);
   if (certificate.generated) logger.info({ cert_file: config.tls.cert_file }, 'created a self-signed certificate');
@@ -38,16 +44,20 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
 
   const inbound = new Inbound({
     hostname: config.hostname,
+    realm: config.sasl_realm,
     listeners: config.listen,
     tls: deviceTlsOptions(certificate, config.tls.min_version),
     greetingDelayMs: config.greeting_delay_ms,
+    closeTimeout: config.delivery.shutdown_wait,
     maxMessageSize: config.max_message_size,
-    devices,
-    intake: createIntake(spool, dispatcher, logger),
+    policy,
+    intake: createIntake(spool, new Cleanup(config), scheduler, logger),
     logger,
   });
   const listeners = await inbound.start().catch(async (err: Error) => {
     await inbound.stop();
+    kicks.close();
+    await scheduler.stop();
     throw err;
   });
 
@@ -55,6 +65,8 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     listeners,
     async stop() {
       await inbound.stop();
+      kicks.close();
+      await scheduler.stop();
       logger.info('stopped');
     },
   };

@@ -126,7 +126,7 @@ test('two password sources', async (t) => {
   await assertIssues(
     t,
     [...HEAD, '    password: door-secret', '    password_env: DOORPHONE_PASSWORD', '    senders: ["door@example.com"]', '    upstream: local'],
-    ['devices.doorphone.password_env: give exactly one of password, password_env, password_file (line 8)'],
+    ['devices.doorphone.password_env: give exactly one of password, password_env, password_file, secret (line 8)'],
   );
 });
 
@@ -331,15 +331,17 @@ test('a full config loads with defaults applied and paths resolved against its d
   assert.deepEqual(loaded.generatedPasswords, []);
   const { config } = loaded;
   assert.equal(config.hostname, 'smtp-bridge.lan');
+  assert.equal(config.sasl_realm, 'smtp-bridge.lan');
   assert.deepEqual(config.listen, [
-    { port: 587, tls: 'starttls', address: '0.0.0.0', allow_cleartext_auth: false },
-    { port: 2525, tls: 'none', address: '127.0.0.1', allow_cleartext_auth: true },
+    { port: 587, tls: 'starttls', address: '0.0.0.0', allow_cleartext_auth: false, auth_equals: true },
+    { port: 2525, tls: 'none', address: '127.0.0.1', allow_cleartext_auth: true, auth_equals: true },
   ]);
   assert.deepEqual(config.tls, { cert_file: join(dir, 'certs/bridge.crt'), key_file: join(dir, 'certs/bridge.key'), min_version: 'TLSv1.1' });
   assert.equal(config.max_message_size, 10 * 1024 * 1024);
   assert.equal(config.greeting_delay_ms, 0);
   assert.deepEqual(config.spool, { dir: '/var/spool/smtp-bridge' });
   assert.deepEqual(config.log, { level: 'info' });
+  assert.deepEqual(config.delivery, { sync_wait: 10_000, retry_initial: 60_000, retry_max: 3_600_000, max_age: 432_000_000, shutdown_wait: 10_000 });
   assert.deepEqual(config.upstreams.isp, {
     type: 'smtp',
     host: 'smtp.example.net',
@@ -348,6 +350,8 @@ test('a full config loads with defaults applied and paths resolved against its d
     min_version: 'TLSv1.2',
     ca_file: join(dir, 'ca/extra.pem'),
     connect_timeout: 15000,
+    concurrency: 2,
+    idle_timeout: 30000,
     auth: { user: 'bridge@example.net', password: 'upstream-secret', mechanism: 'PLAIN' },
   });
   assert.deepEqual(config.upstreams.local, { type: 'directory', path: join(dir, 'captured') });
@@ -360,6 +364,10 @@ test('a full config loads with defaults applied and paths resolved against its d
     senders: ['door@example.com'],
     recipients: ['me@example.com', '@example.org'],
     upstream: 'isp',
+    rewrite_sender: false,
+    rewrite_from: false,
+    allow_cleartext_auth: false,
+    allow_wide_networks: false,
   });
   assert.deepEqual(config.devices.printer, {
     auth: 'none',
@@ -368,6 +376,10 @@ test('a full config loads with defaults applied and paths resolved against its d
     networks: ['192.168.1.50'],
     senders: ['@example.com'],
     upstream: 'local',
+    rewrite_sender: false,
+    rewrite_from: false,
+    allow_cleartext_auth: false,
+    allow_wide_networks: false,
   });
 });
 
@@ -476,6 +488,7 @@ test('check-config prints a summary of a good config and no secret', (t) => {
   for (const expected of [
     `config:    ${file} (ok)`,
     'hostname:  smtp-bridge.lan',
+    'realm:     smtp-bridge.lan (DIGEST-MD5)',
     '  0.0.0.0:587     tls starttls  cleartext AUTH refused',
     '  127.0.0.1:2525  tls none      cleartext AUTH allowed',
     `  isp: smtp smtp.example.net:465, tls implicit, min TLSv1.2, auth bridge@example.net with PLAIN, ca ${join(dir, 'ca/extra.pem')}`,
@@ -517,4 +530,13 @@ test('check-config exits 2 on an unknown option and 0 on --help', () => {
   const help = checkConfig(['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /usage: smtp-bridge check-config \[-c FILE\]/);
+});
+
+test('sasl_realm defaults to the hostname; auth_equals is per listener', async (t) => {
+  const lines = ['hostname: bridge.lan', 'sasl_realm: home.example', 'listen:', '  - { port: 587, tls: starttls, auth_equals: false }', ...HEAD.slice(2)];
+  const { config } = await loadConfig(writeConfig(tempDir(t), [...lines, '    password: door-secret', '    mechanisms: [DIGEST-MD5]', '    senders: ["door@example.com"]', '    upstream: local']));
+  assert.equal(config.sasl_realm, 'home.example');
+  assert.equal(config.listen[0].auth_equals, false);
+  assert.deepEqual(config.devices.doorphone.mechanisms, ['DIGEST-MD5']);
+  await assertIssues(t, ['sasl_realm: ""', ...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'], ['sasl_realm: must not be empty (line 1)']);
 });

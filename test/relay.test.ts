@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { startTestBridge, type TestBridge } from './support/bridge.js';
 import { nodemailerClient, opensslClient, pythonSmtplib, swaks, type ClientOptions, type Mechanism, type TlsVersion } from './support/clients.js';
 import { makePki, type Pki } from './support/pki.js';
+import { providerYaml } from './support/provider-yaml.js';
 import { startDownPort, startUpstream, type ReceivedMessage, type Upstream } from './support/upstream.js';
 
 const HOST = '127.0.0.1';
@@ -22,7 +24,7 @@ let counter = 0;
 /** A message with a unique marker and bare-CRLF line ends, as a device would send it. */
 function message(note = ''): { id: string; bytes: Buffer } {
   const id = `<test-${process.pid}-${++counter}@device.test>`;
-  const text = `From: Doorphone <doorphone@example.net>\r\nTo: owner@example.com\r\nSubject: Someone rang ${counter}\r\nMessage-ID: ${id}\r\n\r\nVisitor at the door.${note}\r\n.leading dot line\r\n`;
+  const text = `From: Doorphone <doorphone@example.net>\r\nTo: owner@example.com\r\nSubject: Someone rang ${counter}\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nMessage-ID: ${id}\r\n\r\nVisitor at the door.${note}\r\n.leading dot line\r\n`;
   return { id, bytes: Buffer.from(text) };
 }
 
@@ -42,14 +44,8 @@ before(async () => {
   deferringProvider = await startUpstream({ pki, mode: 'implicit', onData: () => ({ code: 451, message: '4.3.0 Try again later' }) });
   plaintextProvider = await startUpstream({ pki, mode: 'starttls', offerStartTls: false });
   const downPort = await startDownPort();
-  const upstream = (name: string, port: number, mode = 'implicit') => `  ${name}:
-    host: ${HOST}
-    port: ${port}
-    tls: ${mode}
-    ca_file: ${pki.caFile}
-    connect_timeout: 3000
-    auth: { user: relay@example.net, password: upstream-secret, mechanism: PLAIN }
-`;
+  const upstream = (name: string, port: number, tls: 'implicit' | 'starttls' = 'implicit', password?: string) =>
+    providerYaml({ name, port, caFile: pki.caFile, tls, password });
   const device = (name: string, upstreamName: string) => `  ${name}:
     password: ${name}-secret
     senders: ["${name}@example.net"]
@@ -57,7 +53,7 @@ before(async () => {
 `;
   bridge = await startTestBridge({
     yaml: `upstreams:
-${upstream('provider', provider.port)}${upstream('starttls', starttlsProvider.port, 'starttls')}${upstream('refusing', refusingProvider.port)}${upstream('deferring', deferringProvider.port)}${upstream('plaintext', plaintextProvider.port, 'starttls')}${upstream('down', downPort)}
+${upstream('provider', provider.port)}${upstream('starttls', starttlsProvider.port, 'starttls')}${upstream('refusing', refusingProvider.port)}${upstream('deferring', deferringProvider.port)}${upstream('plaintext', plaintextProvider.port, 'starttls')}${upstream('down', downPort)}${upstream('misconfigured', provider.port, 'implicit', 'wrong-secret')}
 devices:
   doorphone:
     password: door-secret
@@ -75,7 +71,7 @@ devices:
     networks: [127.0.0.2/32]
     senders: [scanner@example.net]
     upstream: provider
-${device('refused', 'refusing')}${device('deferred', 'deferring')}${device('plain', 'plaintext')}${device('unreachable', 'down')}`,
+${device('refused', 'refusing')}${device('deferred', 'deferring')}${device('plain', 'plaintext')}${device('unreachable', 'down')}${device('badlogin', 'misconfigured')}`,
   });
 });
 
@@ -91,7 +87,10 @@ async function assertRelayed(result: { ok: boolean; code: number | null; transcr
   assert.equal(result.code, 250);
   const received = findByMessageId(upstream, sent.id);
   assert.ok(received, 'provider did not receive the message');
-  assert.deepEqual(received.raw, sent.bytes);
+  // Cleanup prepends one trace header; everything the device sent follows byte for byte.
+  const trace = received.raw.subarray(0, received.raw.length - sent.bytes.length).toString('latin1');
+  assert.match(trace, /^Received: from \S+ \(\[127\.0\.0\.[12]\]\)\r\n\tby bridge\.test \(smtp-bridge\) with E?SMTPS?A?(?: [^\r]*)?\r\n\tid [0-9A-Z]{19} \(device \w+[^)]*\);\r\n\t\w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000\r\n$/);
+  assert.deepEqual(received.raw.subarray(trace.length), sent.bytes);
   assert.deepEqual(received.envelope, { mailFrom: envelope.from, rcptTo: envelope.to });
   assert.equal(received.authUser, 'relay@example.net');
   assert.equal(received.authMethod, 'PLAIN');
@@ -113,7 +112,7 @@ describe('legacy devices in, TLS 1.2+ with AUTH PLAIN out', () => {
     assert.equal(accept.sasl_method, 'CRAM-MD5');
     assert.equal(accept.sasl_username, 'doorphone');
     assert.equal(accept.device, 'doorphone');
-    assert.equal(accept.size, sent.bytes.length);
+    assert.equal(accept.size, findByMessageId(provider, sent.id)?.raw.length);
     const delivered = bridge.logs.find((l) => l.msg === 'delivered' && l.queue_id === accept.queue_id);
     assert.ok(delivered);
     assert.equal(delivered.upstream, 'provider');
@@ -222,29 +221,45 @@ describe('refusals a device gets', () => {
 describe('what the device hears from the provider', () => {
   const send = (device: string) =>
     pythonSmtplib({ ...base(bridge.ports.starttls!, 'starttls'), tlsVersion: 'TLSv1.2', mechanism: 'PLAIN', username: device, password: `${device}-secret`, from: `${device}@example.net`, to: ['x@example.org'], message: message().bytes });
+  const queueIdOf = (transcript: string) => /Queued as ([0-9A-Z]+)/.exec(transcript)?.[1];
 
-  test('provider down: 451 4.4.1', async () => {
-    const result = await send('unreachable');
-    assert.equal(result.code, 451, result.transcript);
-    assert.match(result.transcript, /4\.4\.1/);
+  /** The message is the bridge's now: 250 "queued", kept in the spool, and a `deferred` line says why. */
+  function assertQueued(result: { code: number | null; transcript: string }, why: RegExp) {
+    assert.equal(result.code, 250, result.transcript);
+    const id = queueIdOf(result.transcript);
+    assert.ok(id, result.transcript);
+    assert.ok(existsSync(join(bridge.dir, 'spool', 'queue', `${id}.eml`)));
+    const deferred = bridge.logs.find((l) => l.msg === 'deferred' && l.queue_id === id);
+    assert.ok(deferred, 'no deferred line');
+    assert.equal(deferred.attempt, 1);
+    assert.match(String(deferred.response), why);
+  }
+
+  test('provider down: 250 queued, kept for retry', async () => {
+    assertQueued(await send('unreachable'), /ECONNREFUSED/);
   });
 
-  test('provider 5xx: 554 with the provider enhanced code and text', async () => {
+  test('provider 5xx: 554 with the provider enhanced code and text, message kept in the failed area', async () => {
     const result = await send('refused');
     assert.equal(result.code, 554, result.transcript);
     assert.match(result.transcript, /5\.7\.1 Upstream refused the message: .*Message refused as spam/);
     assert.equal(refusingProvider.messages.length, 0);
+    const bounced = bridge.logs.find((l) => l.msg === 'bounced' && l.device === 'refused');
+    assert.ok(bounced);
+    const failed = JSON.parse(readFileSync(join(bridge.dir, 'spool', 'failed', `${String(bounced.queue_id)}.json`), 'utf8'));
+    assert.match(failed.state.reason, /Message refused as spam/);
   });
 
-  test('provider 4xx: 451 4.4.0 with the provider text', async () => {
-    const result = await send('deferred');
-    assert.equal(result.code, 451, result.transcript);
-    assert.match(result.transcript, /4\.4\.0 .*Try again later/);
+  test('provider 4xx: 250 queued, with the provider text logged', async () => {
+    assertQueued(await send('deferred'), /Try again later/);
   });
 
-  test('provider without STARTTLS: 451, and the password is never sent', async () => {
-    const result = await send('plain');
-    assert.equal(result.code, 451, result.transcript);
+  test('the bridge\'s own provider login refused: 250 queued, never given up on as the message\'s fault', async () => {
+    assertQueued(await send('badlogin'), /^AUTH PLAIN: 535 /);
+  });
+
+  test('provider without STARTTLS: 250 queued, and the password is never sent', async () => {
+    assertQueued(await send('plain'), /STARTTLS/);
     assert.equal(plaintextProvider.authAttempts.length, 0);
     assert.equal(plaintextProvider.messages.length, 0);
   });

@@ -1,6 +1,8 @@
 import bytes from 'bytes';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
-import { LAN_NETWORKS, type Device, type Listener, type Upstream } from '../config/schema.js';
+import ms from 'ms';
+import { formatRate, LAN_NETWORKS, type Config, type Device, type Listener, type Upstream } from '../config/schema.js';
+import { DevicePolicy } from '../policy/devices.js';
 import { DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
 
 const USAGE = `usage: smtp-bridge check-config [-c FILE]
@@ -38,12 +40,15 @@ function summary({ config, file, warnings }: LoadedConfig): string {
   const lines = [
     `config:    ${file} (ok)`,
     `hostname:  ${config.hostname}`,
+    `realm:     ${config.sasl_realm} (DIGEST-MD5)`,
     `tls:       min ${config.tls.min_version}, cert ${config.tls.cert_file}, key ${config.tls.key_file}`,
     `spool:     ${config.spool.dir}`,
     `max size:  ${bytes.format(config.max_message_size)}`,
+    `lockout:   ${describeLockout(config.lockout)}`,
+    `alert:     ${describeAlert(config.alert)}`,
     '',
     'listeners:',
-    ...listeners.map(([address, listener]) => `  ${address.padEnd(width)}  tls ${listener.tls.padEnd(8)}  ${cleartextAuth(listener)}`),
+    ...listeners.map(([address, listener]) => `  ${address.padEnd(width)}  tls ${listener.tls.padEnd(8)}  ${cleartextAuth(listener)}${listener.auth_equals ? '' : ', no AUTH= line'}`),
     '',
     'upstreams:',
     ...Object.entries(config.upstreams).map(([name, upstream]) => `  ${name}: ${describeUpstream(upstream)}`),
@@ -76,15 +81,40 @@ function describeUpstream(upstream: Upstream): string {
   return parts.join(', ');
 }
 
+function describeLockout(lockout: Config['lockout']): string {
+  const failures = (count: number, scope: string) => (count === 0 ? `never per ${scope}` : `${count} failed AUTHs per ${scope}`);
+  return `${failures(lockout.ip_failures, 'IP')}, ${failures(lockout.username_failures, 'username')} within ${ms(lockout.window)}; locked ${ms(lockout.duration)}, doubling up to ${ms(lockout.max_duration)}`;
+}
+
+function describeAlert(alert: Config['alert']): string {
+  if (!alert) return 'none (a freeze is only logged)';
+  return [alert.command && `command ${JSON.stringify(alert.command)}`, alert.webhook && `webhook ${alert.webhook}`].filter(Boolean).join(', ');
+}
+
 function describeDevice(name: string, device: Device): string[] {
+  const policy = new DevicePolicy(name, device);
+  const budgets = [
+    ...policy.messageLimits.map((rate) => `${formatRate(rate)} messages`),
+    ...policy.recipientLimits.map((rate) => `${formatRate(rate)} recipients`),
+    ...(device.max_recipients === undefined ? [] : [`${device.max_recipients} recipients per message`]),
+    ...(device.max_size === undefined ? [] : [`${bytes.format(device.max_size)} per message`]),
+  ];
+  const secret = device.secret ? [`    secret:     ${device.secret.map((form) => `{${form.scheme}}`).join(', ')} (stored forms)`] : [];
+  const tls = [
+    ...(device.min_tls ? [`    tls:        ${device.min_tls} or later`] : []),
+    ...(device.allow_cleartext_auth ? ['    tls:        AUTH without TLS allowed, from its networks'] : []),
+  ];
   return [
     `  ${name}`,
     ...(device.auth === 'none'
       ? ['    auth:       none (identified by network)']
-      : [`    username:   ${device.username ?? name}`, `    auth:       required, mechanisms ${device.mechanisms.join(', ')}`]),
+      : [`    username:   ${device.username ?? name}`, `    auth:       required, mechanisms ${device.mechanisms.join(', ')}`, ...secret]),
+    ...tls,
     `    networks:   ${device.networks ? device.networks.join(', ') : `LAN default (${LAN_NETWORKS.join(', ')})`}`,
     `    senders:    ${device.senders.join(', ')}`,
     `    recipients: ${device.recipients ? device.recipients.join(', ') : 'any'}`,
     `    upstream:   ${device.upstream}`,
+    `    limits:     ${budgets.length > 0 ? budgets.join(', ') : 'none (a leaked password could send without limit)'}`,
+    `    freeze:     ${policy.freezeAfter ? `after more than ${formatRate(policy.freezeAfter)} message attempts` : 'never'}`,
   ];
 }

@@ -9,6 +9,9 @@ import { realpathSync } from 'node:fs';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   serve: { summary: 'run the bridge', load: () => import('./serve.js') },
   'check-config': { summary: 'validate a config file and print a summary', load: () => import('./check-config.js') },
+  queue: { summary: 'list, show, retry or delete spooled messages', load: () => import('./queue.js') },
+  device: { summary: 'list devices and their state, or unfreeze one', load: () => import('./device.js') },
+  'hash-secret': { summary: 'turn a device password into the stored secret for its config entry', load: () => import('./hash-secret.js') },
 };
 
 const USAGE = `usage: smtp-bridge <command> [options]

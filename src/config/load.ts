@@ -19,6 +19,8 @@ export interface LoadedConfig {
 export interface LoadOptions {
   /** Create missing `password_file`s of devices with `generate_password: true` (serve does; check-config does not). */
   createMissingPasswords?: boolean;
+  /** Leave secrets unread: tools that only touch the spool must not need the provider's password. */
+  skipSecrets?: boolean;
 }
 
 /** Everything wrong with a config file, each issue on its own line as `<path>: <message> (line N)`. */
@@ -73,6 +75,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     name: formatPath,
     issue: (path, message) => withLine(formatPath(path), message, lineOf(doc, lineCounter, path)),
   };
+  if (options.skipSecrets) return { config, file: absolute, warnings, generatedPasswords: [] };
   const secrets = await resolveSecrets(config, {
     createMissingPasswords: options.createMissingPasswords ?? false,
     configFileMode: mode,

@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
 import bytes from 'bytes';
-import ipaddr from 'ipaddr.js';
+import ms from 'ms';
 import { z } from 'zod';
+import { isLanSized, parseNetwork } from './network.js';
+import { parseStoredSecret, SCHEME_MECHANISMS, type StoredSecret } from './stored-secret.js';
 
 /** SASL mechanisms a device may be allowed to use towards the bridge. */
-export const DEVICE_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5'] as const;
+export const DEVICE_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'DIGEST-MD5'] as const;
 export type DeviceMechanism = (typeof DEVICE_MECHANISMS)[number];
 
 export const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
@@ -26,9 +28,8 @@ const ipAddress = z.string({ error: 'must be an IP address' }).refine((value) =>
 
 const cidr = z.string({ error: 'must be a network like 192.168.1.0/24' }).refine(
   (value) => {
-    if (ipaddr.isValid(value)) return true;
     try {
-      ipaddr.parseCIDR(value);
+      parseNetwork(value);
       return true;
     } catch {
       return false;
@@ -52,6 +53,58 @@ const size = z.union([z.number().int().positive(), z.string()], { error: 'must b
   return Math.floor(parsed);
 });
 
+/** A duration in milliseconds, written as a number of ms or with a unit ("10s", "1m", "5d"). */
+const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'must be a duration like 10s, 1m or 5d' }).transform((value, ctx) => {
+  const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
+  if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
+    ctx.addIssue({ code: 'custom', message: `not a duration: ${quoted(value)} (use e.g. 10s, 1m, 5d)` });
+    return z.NEVER;
+  }
+  return Math.round(parsed);
+});
+
+/** "COUNT/DURATION" ("20/1h", "100/1d", "3/10s"): at most COUNT within any window of DURATION. */
+function toRate(value: string, ctx: z.core.$RefinementCtx): { count: number; per: string; window: number } {
+  const match = /^(\d+)\s*\/\s*(\S+)$/.exec(value.trim());
+  const count = Number(match?.[1]);
+  const window = match ? ms(match[2] as ms.StringValue) : undefined;
+  if (!match || count < 1 || window === undefined || !Number.isFinite(window) || window <= 0) {
+    ctx.addIssue({ code: 'custom', message: `not a rate: ${quoted(value)} (use COUNT/DURATION, e.g. 20/1h or 100/1d)` });
+    return z.NEVER;
+  }
+  return { count, per: match[2], window: Math.round(window) };
+}
+
+/** A rate as the config writes it: "20/1h". */
+export function formatRate(rate: { count: number; per: string }): string {
+  return `${rate.count}/${rate.per}`;
+}
+
+const rate = z.string({ error: 'must be a rate like 20/1h' }).transform(toRate);
+
+/** One rate or a list of them; every one must hold. */
+const rates = z.preprocess(
+  (value) => (typeof value === 'string' ? [value] : value),
+  z.array(rate, { error: 'must be a rate like 20/1h, or a list of rates' }).min(1, { error: 'must name at least one rate' }),
+);
+
+/** A stored secret from `smtp-bridge hash-secret`: one form, or a list of forms serving different mechanisms. */
+const storedSecrets = z
+  .preprocess(
+    (value) => (typeof value === 'string' ? [value] : value),
+    z.array(z.string({ error: 'must be a stored secret' }), { error: 'must be a stored secret or a list of them' }).min(1, { error: 'must name at least one form' }),
+  )
+  .transform((texts, ctx) => {
+    const forms: StoredSecret[] = [];
+    texts.forEach((text, index) => {
+      const form = parseStoredSecret(text);
+      if (typeof form === 'string') ctx.addIssue({ code: 'custom', path: [index], message: form });
+      else if (forms.some((other) => other.scheme === form.scheme)) ctx.addIssue({ code: 'custom', path: [index], message: `a second {${form.scheme}} form` });
+      else forms.push(form);
+    });
+    return forms;
+  });
+
 const tlsVersion = z.enum(TLS_VERSIONS, {
   error: (iss) => `unknown TLS version ${quoted(iss.input)} (use one of ${TLS_VERSIONS.join(', ')})`,
 });
@@ -73,6 +126,8 @@ const listenerSchema = z.strictObject({
   }),
   address: ipAddress.default('0.0.0.0'),
   allow_cleartext_auth: z.boolean({ error: 'must be true or false' }).default(false),
+  // Postfix's broken_sasl_auth_clients: firmware written against pre-RFC 2554 servers looks only for "AUTH=".
+  auth_equals: z.boolean({ error: 'must be true or false' }).default(true),
 });
 
 const inboundTlsSchema = z.strictObject({
@@ -94,7 +149,9 @@ const smtpUpstreamSchema = z.strictObject({
     })
     .default('TLSv1.2'),
   ca_file: nonEmpty.optional(),
-  connect_timeout: z.number().int().positive().default(15000),
+  connect_timeout: duration.default(15000),
+  concurrency: z.number().int().min(1, { error: 'must be at least 1' }).max(32, { error: 'must be at most 32' }).default(2),
+  idle_timeout: duration.default(30000),
   auth: z.strictObject({
     user: nonEmpty,
     ...secretSources,
@@ -120,10 +177,19 @@ const upstreamSchema = z.preprocess(
 /** Private and link-local ranges: the default for where an authenticating device may connect from. */
 export const LAN_NETWORKS = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', 'fe80::/10'];
 
+/**
+ * A replacement address: true means the device's upstream account (its
+ * auth.user), which is what providers insist the sender be.
+ */
+const addressOrAccount = z.union([z.boolean(), z.string().regex(/^[^@\s<>]+@[^@\s<>]+$/)], {
+  error: (iss) => `must be true, false or an address, got ${quoted(iss.input)}`,
+});
+
 const deviceSchema = z.strictObject({
   username: nonEmpty.optional(),
   auth: z.enum(['required', 'none'], { error: (iss) => `unknown auth mode ${quoted(iss.input)} (use required or none)` }).default('required'),
   ...secretSources,
+  secret: storedSecrets.optional(),
   generate_password: z.boolean({ error: 'must be true or false' }).default(false),
   mechanisms: z
     .array(z.enum(DEVICE_MECHANISMS, { error: (iss) => `unknown mechanism ${quoted(iss.input)}` }), { error: 'must be a list of mechanisms' })
@@ -133,6 +199,34 @@ const deviceSchema = z.strictObject({
   senders: z.array(addressRule, { error: 'must be a list of addresses' }).min(1, { error: 'must name at least one sender' }),
   recipients: z.array(addressRule, { error: 'must be a list of addresses' }).min(1, { error: 'must name at least one recipient' }).optional(),
   upstream: nonEmpty,
+  rewrite_sender: addressOrAccount.default(false),
+  rewrite_from: addressOrAccount.default(false),
+  allow_cleartext_auth: z.boolean({ error: 'must be true or false' }).default(false),
+  min_tls: tlsVersion.optional(),
+  allow_wide_networks: z.boolean({ error: 'must be true or false' }).default(false),
+  max_recipients: z.number().int().min(1, { error: 'must be at least 1' }).optional(),
+  max_size: size.optional(),
+  limits: z.strictObject({ messages: rates.optional(), recipients: rates.optional() }).optional(),
+  freeze_after: z
+    .union([z.literal(false), z.string()], { error: 'must be a rate like 60/1h, or false' })
+    .transform((value, ctx) => (value === false ? false : toRate(value, ctx)))
+    .optional(),
+});
+
+const LOCKOUT_DEFAULTS = { ip_failures: 5, username_failures: 10, window: 15 * 60_000, duration: 60_000, max_duration: 3_600_000 };
+
+const lockoutSchema = z.strictObject({
+  ip_failures: z.number().int().min(0).default(LOCKOUT_DEFAULTS.ip_failures),
+  username_failures: z.number().int().min(0).default(LOCKOUT_DEFAULTS.username_failures),
+  window: duration.default(LOCKOUT_DEFAULTS.window),
+  duration: duration.default(LOCKOUT_DEFAULTS.duration),
+  max_duration: duration.default(LOCKOUT_DEFAULTS.max_duration),
+});
+
+const alertSchema = z.strictObject({
+  command: nonEmpty.optional(),
+  webhook: z.url({ protocol: /^https?$/, error: (iss) => `not an http(s) URL: ${quoted(iss.input)}` }).optional(),
+  timeout: duration.default(10_000),
 });
 
 const logSchema = z.strictObject({
@@ -142,14 +236,27 @@ const logSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     hostname: nonEmpty.default('smtp-bridge.lan'),
+    /** DIGEST-MD5 realm; the hostname when absent (resolved below, so every stage sees one value). */
+    sasl_realm: nonEmpty.optional(),
     listen: z.array(listenerSchema, { error: 'must be a list of listeners' }).min(1, { error: 'must name at least one listener' }),
     tls: inboundTlsSchema.default({ cert_file: 'certs/bridge.crt', key_file: 'certs/bridge.key', min_version: 'TLSv1.2' }),
     max_message_size: size.default(26214400),
     greeting_delay_ms: z.number().int().min(0).max(10000).default(0),
     spool: z.strictObject({ dir: nonEmpty.default('spool') }).default({ dir: 'spool' }),
+    delivery: z
+      .strictObject({
+        sync_wait: duration.default(10_000),
+        retry_initial: duration.default(60_000),
+        retry_max: duration.default(3_600_000),
+        max_age: duration.default(5 * 86_400_000),
+        shutdown_wait: duration.default(10_000),
+      })
+      .default({ sync_wait: 10_000, retry_initial: 60_000, retry_max: 3_600_000, max_age: 5 * 86_400_000, shutdown_wait: 10_000 }),
     upstreams: z.record(z.string(), upstreamSchema, { error: 'must be a map of upstream names to upstreams' }),
     devices: z.record(z.string(), deviceSchema, { error: 'must be a map of device names to devices' }),
     log: logSchema.default({ level: 'info' }),
+    lockout: lockoutSchema.default(LOCKOUT_DEFAULTS),
+    alert: alertSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const usernames = new Map<string, string>();
@@ -158,14 +265,47 @@ export const configSchema = z
       if (!(device.upstream in config.upstreams)) {
         ctx.addIssue({ code: 'custom', path: at('upstream'), message: `no upstream named ${quoted(device.upstream)}` });
       }
-      const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => device[key] !== undefined);
+      for (const key of ['rewrite_sender', 'rewrite_from'] as const) {
+        if (device[key] === true && config.upstreams[device.upstream]?.type === 'directory') {
+          ctx.addIssue({ code: 'custom', path: at(key), message: `true means the upstream account, and upstream ${quoted(device.upstream)} has none: give an address` });
+        }
+      }
+      const sources = (['password', 'password_env', 'password_file', 'secret'] as const).filter((key) => device[key] !== undefined);
+      if (device.max_size !== undefined && device.max_size > config.max_message_size) {
+        ctx.addIssue({ code: 'custom', path: at('max_size'), message: `must not exceed max_message_size (${config.max_message_size} bytes)` });
+      }
+      if (device.allow_cleartext_auth && device.min_tls) {
+        ctx.addIssue({ code: 'custom', path: at('allow_cleartext_auth'), message: 'contradicts min_tls: a device cannot both need TLS and authenticate without it' });
+      }
+      if (device.allow_cleartext_auth && !config.listen.some((listener) => listener.allow_cleartext_auth)) {
+        ctx.addIssue({ code: 'custom', path: at('allow_cleartext_auth'), message: 'no listener has allow_cleartext_auth: true, so this device could never use it' });
+      }
       if (device.auth === 'none') {
         if (sources.length > 0) ctx.addIssue({ code: 'custom', path: at(sources[0]), message: 'a device with auth: none takes no password' });
         if (!device.networks) ctx.addIssue({ code: 'custom', path: at('networks'), message: 'a device with auth: none needs networks: it is identified by address alone' });
+        device.networks?.forEach((network, index) => {
+          if (device.allow_wide_networks || isLanSized(parseNetwork(network))) return;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['devices', name, 'networks', index],
+            message: `${network} is wider than a LAN, and anyone in it could send as this device without a password; narrow it (private range, /16 or /48 at most) or set allow_wide_networks: true`,
+          });
+        });
         continue;
       }
       if (sources.length !== 1) {
-        ctx.addIssue({ code: 'custom', path: sources.length ? at(sources[1]) : ['devices', name], message: 'give exactly one of password, password_env, password_file' });
+        ctx.addIssue({ code: 'custom', path: sources.length ? at(sources[1]) : ['devices', name], message: 'give exactly one of password, password_env, password_file, secret' });
+      }
+      if (device.secret) {
+        const served = new Set(device.secret.flatMap((form) => SCHEME_MECHANISMS[form.scheme]));
+        const unserved = device.mechanisms.filter((mechanism) => !served.has(mechanism));
+        if (unserved.length > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: at('secret'),
+            message: `no stored form serves ${unserved.join(', ')}; make one with smtp-bridge hash-secret --mechanisms ${device.mechanisms.join(',')}`,
+          });
+        }
       }
       if (device.generate_password && !device.password_file) {
         ctx.addIssue({ code: 'custom', path: at('generate_password'), message: 'generate_password needs password_file (where to keep it)' });
@@ -182,13 +322,17 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'auth'], message: 'give exactly one of password, password_env, password_file' });
       }
     }
+    if (config.alert && !config.alert.command && !config.alert.webhook) {
+      ctx.addIssue({ code: 'custom', path: ['alert'], message: 'give a command, a webhook, or both' });
+    }
     const seen = new Set<string>();
     config.listen.forEach((listener, index) => {
       const key = `${listener.address}:${listener.port}`;
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['listen', index, 'port'], message: `${key} is listed twice` });
       seen.add(key);
     });
-  });
+  })
+  .transform((config) => ({ ...config, sasl_realm: config.sasl_realm ?? config.hostname }));
 
 export type Config = z.output<typeof configSchema>;
 export type Listener = Config['listen'][number];
@@ -197,3 +341,7 @@ export type Upstream = Config['upstreams'][string];
 export type SmtpUpstream = Extract<Upstream, { type: 'smtp' }>;
 export type DirectoryUpstream = Extract<Upstream, { type: 'directory' }>;
 export type InboundTls = Config['tls'];
+export type Rate = z.output<typeof rate>;
+export type LockoutSettings = Config['lockout'];
+export type AlertSettings = NonNullable<Config['alert']>;
+export type DeliverySettings = Config['delivery'];
