@@ -25,9 +25,10 @@ const body = (id: string) =>
   `From: Doorphone <doorphone@example.net>\r\nTo: owner@example.com\r\nSubject: Someone rang\r\nMessage-ID: ${id}\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\n\r\n` +
   'Someone rang the doorbell at the front door.\r\n'.repeat(20).trimEnd();
 
-function cpuMs(pid: number): number {
+/** User and system CPU time of a process so far, in ms (all its threads: the fs thread pool's fsyncs count too). */
+function cpuMs(pid: number): { user: number; sys: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  return { user: (Number(fields[11]) * 1000) / TICKS_PER_SECOND, sys: (Number(fields[12]) * 1000) / TICKS_PER_SECOND };
 }
 
 function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -72,12 +73,13 @@ async function drive(port: number, count: number, concurrency: number, tag: stri
   return { timings, seconds: (performance.now() - started) / 1000 };
 }
 
-async function waitForEmptyQueue(spoolDir: string): Promise<void> {
+async function waitForEmptyQueue(spoolDir: string, logFile: string): Promise<void> {
   for (let i = 0; i < 6000; i++) {
     if (readdirSync(join(spoolDir, 'queue')).length === 0) return;
     await sleep(10);
   }
-  throw new Error('the spool did not drain');
+  const tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n');
+  throw new Error(`the spool did not drain within 60 s; the bridge's last log lines:\n${tail}`);
 }
 
 function percentile(values: number[], p: number): number {
@@ -129,25 +131,30 @@ devices:
 `,
     );
     // Logs go to a file, as they would to a journal: the bridge pays for writing them, the generator does not read them.
-    const logFile = openSync(join(dir, 'bridge.log'), 'w');
-    const bridge = spawn(process.execPath, [CLI, 'serve', '-c', config], { stdio: ['ignore', logFile, logFile] });
+    const logPath = join(dir, 'bridge.log');
+    const logFile = openSync(logPath, 'w');
+    // BENCH_PROFILE=DIR writes a V8 CPU profile of the bridge there, for finding where its time goes.
+    const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+    const bridge = spawn(process.execPath, [...profile, CLI, 'serve', '-c', config], { stdio: ['ignore', logFile, logFile] });
     children.push(bridge);
     await waitForPort(port);
     const pid = bridge.pid!;
 
     await drive(port, 200, 10, 'warmup');
-    await waitForEmptyQueue(spoolDir);
+    await waitForEmptyQueue(spoolDir, logPath);
 
     const rows: string[][] = [];
     const allTimings = new Map<string, DeviceTiming>();
     for (const concurrency of CONCURRENCY) {
       const cpuBefore = cpuMs(pid);
       const { timings, seconds } = await drive(port, MESSAGES, concurrency, `c${concurrency}`);
-      await waitForEmptyQueue(spoolDir);
-      const cpuPerMessage = (cpuMs(pid) - cpuBefore) / MESSAGES;
+      await waitForEmptyQueue(spoolDir, logPath);
+      const cpuAfter = cpuMs(pid);
+      const user = (cpuAfter.user - cpuBefore.user) / MESSAGES;
+      const sys = (cpuAfter.sys - cpuBefore.sys) / MESSAGES;
       const replies = [...timings.values()].map((t) => t.dataToReply);
       timings.forEach((timing, id) => allTimings.set(id, timing));
-      rows.push([`bridge c=${concurrency}`, (MESSAGES / seconds).toFixed(0), ms(percentile(replies, 50)), ms(percentile(replies, 95)), ms(percentile(replies, 99)), '', '', '', cpuPerMessage.toFixed(2)]);
+      rows.push([`bridge c=${concurrency}`, (MESSAGES / seconds).toFixed(0), ms(percentile(replies, 50)), ms(percentile(replies, 95)), ms(percentile(replies, 99)), '', '', '', `${(user + sys).toFixed(2)} (${user.toFixed(2)} + ${sys.toFixed(2)})`]);
     }
     const peakRss = memoryKb(pid, 'VmHWM');
 
@@ -157,7 +164,7 @@ devices:
     const line = `${'x'.repeat(76)}\r\n`;
     const big = `Message-ID: <big@bench>\r\nSubject: 25 MB\r\n\r\n${line.repeat(Math.ceil((25 * 1024 * 1024) / line.length)).trimEnd()}`;
     await sendOne(port, 'doorphone', PASSWORD, big);
-    await waitForEmptyQueue(spoolDir);
+    await waitForEmptyQueue(spoolDir, logPath);
     clearInterval(sampler);
 
     const ceiling: string[][] = [];
@@ -167,7 +174,10 @@ devices:
       ceiling.push([`generator ceiling c=${concurrency}`, (MESSAGES / seconds).toFixed(0), ms(percentile(replies, 50)), ms(percentile(replies, 95)), ms(percentile(replies, 99)), '', '', '', '']);
     }
 
-    bridge.kill('SIGTERM');
+    await new Promise<void>((resolve) => {
+      bridge.once('exit', () => resolve());
+      bridge.kill('SIGTERM');
+    });
     const arrivals = await new Promise<Record<string, number>>((resolve) => {
       let output = '';
       upstream.child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -182,7 +192,7 @@ devices:
       row[7] = ms(percentile(hops, 99));
     }
 
-    const header = ['run', 'msg/s', 'p50 →250', 'p95 →250', 'p99 →250', 'p50 →upstream', 'p95 →upstream', 'p99 →upstream', 'bridge CPU ms/msg'];
+    const header = ['run', 'msg/s', 'p50 →250', 'p95 →250', 'p99 →250', 'p50 →upstream', 'p95 →upstream', 'p99 →upstream', 'bridge CPU ms/msg (user + sys)'];
     const table = [header, ...rows, ...ceiling];
     const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
     console.log(`\nsmtp-bridge benchmark: ${MESSAGES} messages per run, one per connection, STARTTLS TLS 1.0 + CRAM-MD5 in, implicit TLS 1.2+ + PLAIN out`);

@@ -1,8 +1,15 @@
 import { Transform, type TransformCallback } from 'node:stream';
 
 const CR = 0x0d;
-const BARE = /\r(?!\n)|(?<!\r)\n/;
+const LF = 0x0a;
 const LINE_END = /\r\n|\r|\n/g;
+
+/** Whether a chunk (whose last byte is not CR) holds a CR or LF that is not part of a CRLF, without copying it. */
+function hasBareLineEnd(data: Buffer): boolean {
+  for (let i = data.indexOf(LF); i !== -1; i = data.indexOf(LF, i + 1)) if (i === 0 || data[i - 1] !== CR) return true;
+  for (let i = data.indexOf(CR); i !== -1; i = data.indexOf(CR, i + 1)) if (data[i + 1] !== LF) return true;
+  return false;
+}
 
 /**
  * Makes every line end CRLF, the only form SMTP allows on the wire. Old
@@ -18,8 +25,8 @@ export class CrlfNormalizer extends Transform {
     let data = this.heldCr ? Buffer.concat([Buffer.from([CR]), chunk]) : chunk;
     this.heldCr = data.length > 0 && data[data.length - 1] === CR;
     if (this.heldCr) data = data.subarray(0, -1);
-    const text = data.toString('latin1');
-    callback(null, BARE.test(text) ? Buffer.from(text.replace(LINE_END, '\r\n'), 'latin1') : data);
+    if (!hasBareLineEnd(data)) return callback(null, data);
+    callback(null, Buffer.from(data.toString('latin1').replace(LINE_END, '\r\n'), 'latin1'));
   }
 
   override _flush(callback: TransformCallback): void {

@@ -15,6 +15,13 @@ export type Verdict =
   | { status: 'refused'; code: number; response: string }
   | { status: 'queued'; id: string };
 
+/** A message waiting for its next attempt: enough to pick it without reading the spool. */
+interface Due {
+  at: number;
+  upstream: string;
+  device: string;
+}
+
 /** One upstream's share of the work: how many deliveries run, and whether it is backing off. */
 interface Lane {
   active: number;
@@ -30,7 +37,7 @@ interface Lane {
  */
 export class Scheduler {
   private readonly lanes = new Map<string, Lane>();
-  private readonly due = new Map<string, number>();
+  private readonly due = new Map<string, Due>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer?: NodeJS.Timeout;
   private rescanTimer?: NodeJS.Timeout;
@@ -61,7 +68,7 @@ export class Scheduler {
     for (const id of ids) {
       if (this.inFlight.has(id)) continue;
       const message = await this.spool.read(id);
-      if (message) this.due.set(id, Date.parse(message.state.nextAttemptAt) || Date.now());
+      if (message) this.due.set(id, dueOf(message, Date.parse(message.state.nextAttemptAt) || Date.now()));
     }
     this.arm();
   }
@@ -74,14 +81,14 @@ export class Scheduler {
   submit(message: SpooledMessage): Promise<Verdict> {
     const queued: Verdict = { status: 'queued', id: message.id };
     const lane = this.lane(message.envelope.upstream);
-    if (this.stopping || !this.canStart(lane, message)) {
-      this.due.set(message.id, Date.now());
+    if (this.stopping || !this.canStart(lane, message.envelope)) {
+      this.due.set(message.id, dueOf(message, Date.now()));
       this.arm();
       return Promise.resolve(queued);
     }
     const verdict = new Promise<Verdict>((resolve) => {
       const timer = setTimeout(() => resolve(queued), this.settings.sync_wait);
-      this.launch(message, lane, (outcome) => {
+      this.launch(message.id, lane, message, (outcome) => {
         clearTimeout(timer);
         resolve(outcome);
       });
@@ -115,9 +122,12 @@ export class Scheduler {
     return lane;
   }
 
-  private canStart(lane: Lane, message: SpooledMessage): boolean {
-    const limit = this.transports.get(message.envelope.upstream)?.concurrency ?? 1;
-    return lane.active < limit && lane.backoffUntil <= Date.now() && !this.hold.isHeld(message.envelope.device);
+  private hasRoom(lane: Lane, upstream: string): boolean {
+    return lane.active < (this.transports.get(upstream)?.concurrency ?? 1);
+  }
+
+  private canStart(lane: Lane, target: { upstream: string; device: string }): boolean {
+    return this.hasRoom(lane, target.upstream) && lane.backoffUntil <= Date.now() && !this.hold.isHeld(target.device);
   }
 
   /** Arms one timer for the earliest due message. */
@@ -125,54 +135,51 @@ export class Scheduler {
     if (this.stopping) return;
     clearTimeout(this.timer);
     let earliest = Infinity;
-    for (const at of this.due.values()) earliest = Math.min(earliest, at);
+    for (const { at } of this.due.values()) earliest = Math.min(earliest, at);
     if (earliest === Infinity) return;
     // setTimeout takes at most 2^31-1 ms; a longer wait simply re-arms.
-    this.timer = setTimeout(() => void this.tick(), Math.min(Math.max(0, earliest - Date.now()), 2 ** 31 - 1));
+    this.timer = setTimeout(() => this.tick(), Math.min(Math.max(0, earliest - Date.now()), 2 ** 31 - 1));
     this.timer.unref();
   }
 
-  private async tick(): Promise<void> {
+  /** Starts every due message its upstream has room for; decides from memory, reads the spool only to deliver. */
+  private tick(): void {
     const now = Date.now();
-    const ready = [...this.due.entries()].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
-    for (const [id] of ready) {
+    const ready = [...this.due.entries()].filter(([, entry]) => entry.at <= now).sort((a, b) => a[1].at - b[1].at);
+    for (const [id, entry] of ready) {
       if (this.stopping) return;
       if (this.inFlight.has(id)) continue;
-      const message = await this.spool.read(id).catch(() => undefined);
-      if (!message) {
-        this.due.delete(id);
-        continue;
-      }
-      const lane = this.lane(message.envelope.upstream);
-      if (this.hold.isHeld(message.envelope.device)) {
-        this.due.set(id, now + this.settings.retry_initial);
-        continue;
-      }
-      if (lane.backoffUntil > now) {
-        this.due.set(id, Math.max(this.due.get(id) ?? 0, lane.backoffUntil));
-        continue;
-      }
-      if (this.canStart(lane, message)) this.launch(message, lane);
+      const lane = this.lane(entry.upstream);
+      if (lane.backoffUntil > now) entry.at = Math.max(entry.at, lane.backoffUntil);
+      else if (!this.hasRoom(lane, entry.upstream)) continue;
+      else if (this.hold.isHeld(entry.device)) entry.at = now + this.settings.retry_initial;
+      else this.launch(id, lane);
     }
     this.arm();
   }
 
-  private launch(message: SpooledMessage, lane: Lane, report?: (verdict: Verdict) => void): void {
-    this.due.delete(message.id);
+  /**
+   * Runs one attempt. `fresh` is the message as just spooled; without it the
+   * record is read again, since a queue tool may have changed or deleted it.
+   */
+  private launch(id: string, lane: Lane, fresh?: SpooledMessage, report?: (verdict: Verdict) => void): void {
+    const waiting = this.due.get(id);
+    this.due.delete(id);
     lane.active++;
-    const run = this.attempt(message, lane)
+    const run = (fresh ? Promise.resolve(fresh) : this.spool.read(id))
+      .then((message) => (message ? this.attempt(message, lane) : ({ status: 'queued', id } as const)))
       .then((verdict) => report?.(verdict))
       .catch((err: Error) => {
-        this.logger.error({ queue_id: message.id, device: message.envelope.device, err: err.message }, 'delivery attempt crashed');
-        this.due.set(message.id, Date.now() + this.settings.retry_initial);
-        report?.({ status: 'queued', id: message.id });
+        this.logger.error({ queue_id: id, device: fresh?.envelope.device ?? waiting?.device, err: err.message }, 'delivery attempt crashed');
+        if (waiting ?? fresh) this.due.set(id, { ...(waiting ?? dueOf(fresh!, 0)), at: Date.now() + this.settings.retry_initial });
+        report?.({ status: 'queued', id });
       })
       .finally(() => {
         lane.active--;
-        this.inFlight.delete(message.id);
-        void this.tick();
+        this.inFlight.delete(id);
+        this.tick();
       });
-    this.inFlight.set(message.id, run);
+    this.inFlight.set(id, run);
   }
 
   private async attempt(message: SpooledMessage, lane: Lane): Promise<Verdict> {
@@ -234,7 +241,7 @@ export class Scheduler {
       const next = Date.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
       state.nextAttemptAt = new Date(next).toISOString();
       this.logger.warn({ ...context, to: temporary.map((r) => r.address), response: state.lastError, delay_ms, next_attempt: state.nextAttemptAt }, 'deferred');
-      if (await this.spool.saveState(message)) this.due.set(message.id, next);
+      if (await this.spool.saveState(message)) this.due.set(message.id, dueOf(message, next));
       return queued;
     } finally {
       await this.spool.unlock(message.id);
@@ -253,4 +260,8 @@ export class Scheduler {
     message.state.reason = reason;
     await this.spool.move(message, 'queue', 'failed');
   }
+}
+
+function dueOf(message: SpooledMessage, at: number): Due {
+  return { at, upstream: message.envelope.upstream, device: message.envelope.device };
 }

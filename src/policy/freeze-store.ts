@@ -15,12 +15,15 @@ export interface FreezeRecord {
 /** A change younger than this may share its directory timestamp with our last read (see refresh()). */
 const RACY_MS = 1000;
 
+/** The scheduler asks for every waiting message; the directory is looked at no more often than this. */
+const CHECK_INTERVAL_MS = 200;
+
 /**
  * Frozen devices, one file each under spool/state/frozen/. A freeze survives
  * restarts, and `smtp-bridge device unfreeze` clears it by removing the file:
  * no socket to the server and no read-modify-write race between the two
- * processes. The server notices a removal at its next check, which costs one
- * stat() of the directory unless something changed.
+ * processes. The server notices a removal within CHECK_INTERVAL_MS, at the
+ * cost of one stat() of the directory unless something changed.
  */
 export class FreezeStore {
   readonly dir: string;
@@ -29,6 +32,7 @@ export class FreezeStore {
   private readonly pending = new Set<string>();
   private stamp?: string;
   private racy = true;
+  private checkedAt = 0;
 
   constructor(spoolDir: string) {
     this.dir = join(spoolDir, 'state', 'frozen');
@@ -84,13 +88,16 @@ export class FreezeStore {
    * younger than RACY_MS is not trusted, and the next check reads again.
    */
   private refresh(): void {
+    const now = Date.now();
+    if (now - this.checkedAt < CHECK_INTERVAL_MS) return;
+    this.checkedAt = now;
     try {
       const stats = statSync(this.dir, { bigint: true });
       const stamp = `${stats.ino}:${stats.mtimeNs}:${stats.ctimeNs}`;
       if (stamp === this.stamp && !this.racy) return;
       this.frozen = new Set(readdirSync(this.dir).filter(isRecordFile).map(deviceOf));
       this.stamp = stamp;
-      this.racy = Date.now() - Number(stats.mtimeMs) < RACY_MS;
+      this.racy = now - Number(stats.mtimeMs) < RACY_MS;
     } catch (err) {
       // Without its directory nothing is frozen; any other failure keeps what was last known.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.frozen.clear();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { syncDirectory, writeFileDurably, writeNewFileSynced } from '../storage/durable-file.js';
 import { join } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
@@ -102,8 +102,9 @@ export class SpoolStore {
     const tmpBody = join(this.tmpDir, `${id}.eml`);
     const tmpRecord = join(this.tmpDir, `${id}.json`);
     try {
-      await pipeline([body, ...(options.filters ?? []), createWriteStream(tmpBody, { flags: 'wx', mode: 0o600, flush: true })]);
-      const size = (await stat(tmpBody)).size;
+      const file = createWriteStream(tmpBody, { flags: 'wx', mode: 0o600, flush: true });
+      await pipeline([body, ...(options.filters ?? []), file]);
+      const size = file.bytesWritten;
       const record: StoredRecord = {
         envelope,
         state: { attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] },
@@ -165,8 +166,8 @@ export class SpoolStore {
 
   /** Removes a message; the record goes first so a crash never leaves a record without its body. */
   async remove(id: string, area: Area = 'queue'): Promise<void> {
-    await rm(this.path(area, id, 'json'), { force: true });
-    await rm(this.path(area, id, 'eml'), { force: true });
+    await unlinkIfPresent(this.path(area, id, 'json'));
+    await unlinkIfPresent(this.path(area, id, 'eml'));
     await syncDirectory(join(this.dir, area));
   }
 
@@ -197,7 +198,7 @@ export class SpoolStore {
   }
 
   async unlock(id: string): Promise<void> {
-    await rm(this.path('queue', id, 'lock'), { force: true });
+    await unlinkIfPresent(this.path('queue', id, 'lock'));
   }
 
   isLocked(id: string): Promise<boolean> {
@@ -219,3 +220,12 @@ const exists = (file: string) =>
     () => true,
     () => false,
   );
+
+/** unlink without rm's extra lstat: these are plain files, and gone is fine. */
+async function unlinkIfPresent(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
