@@ -196,7 +196,10 @@ export class Scheduler {
       let result: Accepted;
       try {
         if (!transport) throw new DeliveryFailure('temporary', `no upstream named ${envelope.upstream}`);
-        result = await transport.send({ from: envelope.from, to: pending }, () => this.spool.openBody(message.id));
+        // A record edited by hand (or by an older crash) may have nobody left to send to: settle it without a send.
+        result = pending.length
+          ? await transport.send({ from: envelope.from, to: pending }, () => this.spool.openBody(message.id))
+          : { response: 'no recipients left', accepted: [], refused: [] };
       } catch (err) {
         const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
         result = {
