@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { close, fsync, open, write } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -31,23 +33,41 @@ export async function removeFileDurably(file: string): Promise<boolean> {
   return true;
 }
 
+// Plain file descriptors rather than fs/promises FileHandles: this runs several times for every
+// message, and a FileHandle's bookkeeping cost more CPU than the system calls themselves.
+const openFd = promisify(open);
+const writeFd = promisify(write);
+const fsyncFd = promisify(fsync);
+const closeFd = promisify(close);
+
 /** Creates `file` (it must not exist) and fsyncs its content; the caller renames it into place. */
 export async function writeNewFileSynced(file: string, content: string): Promise<void> {
-  const handle = await open(file, 'wx', 0o600);
+  const fd = await openFd(file, 'wx', 0o600);
   try {
-    await handle.writeFile(content);
-    await handle.sync();
+    await writeFd(fd, content);
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    await closeFd(fd);
+  }
+}
+
+/** Creates an empty `file`; false if it exists already. */
+export async function createExclusive(file: string): Promise<boolean> {
+  try {
+    await closeFd(await openFd(file, 'wx', 0o600));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
   }
 }
 
 /** Makes renames and removals in `dir` durable. */
 export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  const fd = await openFd(dir, 'r');
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    await closeFd(fd);
   }
 }
