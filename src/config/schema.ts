@@ -340,7 +340,6 @@ export type Device = Config['devices'][string];
 export type Upstream = Config['upstreams'][string];
 export type SmtpUpstream = Extract<Upstream, { type: 'smtp' }>;
 export type DirectoryUpstream = Extract<Upstream, { type: 'directory' }>;
-export type InboundTls = Config['tls'];
 export type Rate = z.output<typeof rate>;
 export type LockoutSettings = Config['lockout'];
 export type AlertSettings = NonNullable<Config['alert']>;
