@@ -4,9 +4,13 @@ export const DEFAULT_CONFIG = 'config/smtp-bridge.yaml';
 
 export class UsageError extends Error {}
 
+/** `--help` was given: the command prints its help and exits 0 without doing anything else. */
+class HelpRequested extends Error {}
+
 /**
  * Parses a command's options with node's own parser; unknown options and
- * stray positionals become a UsageError (exit 2) carrying the command's help.
+ * stray positionals become a UsageError (exit 2) carrying the command's help,
+ * and `-h`/`--help` ends the command with its help (exit 0).
  */
 export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options']>>(
   argv: string[],
@@ -14,11 +18,14 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options'
   help: string,
   allowPositionals = false,
 ) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${help}`);
   }
+  if ((parsed.values as { help?: boolean }).help) throw new HelpRequested(help);
+  return parsed;
 }
 
 /** Runs a command body, turning UsageError into exit 2 and any other error into one line and exit 1. */
@@ -26,6 +33,10 @@ export async function runCommand(body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(err.message);
+      return 0;
+    }
     if (err instanceof UsageError) {
       console.error(err.message);
       return 2;

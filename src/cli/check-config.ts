@@ -17,10 +17,6 @@ options:
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
     const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, USAGE);
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
     let loaded: LoadedConfig;
     try {
       loaded = await loadConfig(values.config);

@@ -40,10 +40,6 @@ export function run(argv: string[]): Promise<number> {
       HELP,
       true,
     );
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const [action, name, ...extra] = positionals;
     const valid =
       (action === 'list' && !name && !values.release && !values.drop) ||

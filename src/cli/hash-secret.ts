@@ -40,10 +40,6 @@ export function run(argv: string[]): Promise<number> {
       },
       HELP,
     );
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const requested = values.mechanisms?.split(',').map((m) => m.trim().toUpperCase()).filter(Boolean);
     const unknown = requested?.find((m) => !KNOWN_MECHANISMS.includes(m));
     if (requested?.length === 0 || unknown) throw new UsageError(`${unknown ? `unknown mechanism "${unknown}"` : 'no mechanism named'}\n\n${HELP}`);

@@ -28,10 +28,6 @@ export function run(argv: string[]): Promise<number> {
       HELP,
       true,
     );
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const [action, id, ...extra] = positionals;
     const needsId = action === 'show' || action === 'delete';
     const takesId = needsId || action === 'retry';

@@ -14,10 +14,6 @@ options:
 export function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
     const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, HELP);
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
     const loaded = await loadConfig(values.config!, { createMissingPasswords: true });
     const { config } = loaded;
     const logger = createLogger(config.log.level);

@@ -116,10 +116,6 @@ export class DeviceDirectory {
     }
   }
 
-  get all(): DevicePolicy[] {
-    return [...this.byUsername.values(), ...this.withoutAuth];
-  }
-
   /** Every mechanism some device may use: what EHLO advertises. */
   get mechanisms(): DeviceMechanism[] {
     const union = new Set<DeviceMechanism>();
