@@ -307,7 +307,7 @@ describe('budgets and the freeze', () => {
     assert.equal((await send('cannon')).code, 550);
     const queue = join(bridge.dir, 'spool', 'queue');
     const cannonIds = async () =>
-      (await Promise.all((await readdir(queue)).filter((n) => n.endsWith('.json')).map(async (n) => JSON.parse(await readFile(join(queue, n), 'utf8')) as { envelope: { device: string } }))).filter(
+      (await Promise.all((await readdir(queue)).filter((n) => n.endsWith('.msg')).map(async (n) => JSON.parse((await readFile(join(queue, n), 'utf8')).split('\n')[0]) as { envelope: { device: string } }))).filter(
         (record) => record.envelope.device === 'cannon',
       ).length;
     assert.equal(await cannonIds(), 1);

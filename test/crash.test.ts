@@ -53,7 +53,7 @@ function send(port: number) {
   return pythonSmtplib({ host: '127.0.0.1', port, security: 'none', from: FROM, to: ['owner@example.com'], message: `Message-ID: ${id}\r\nSubject: ring\r\n\r\nding dong\r\n` }).then((result) => ({ id, result }));
 }
 
-const queued = (name: string) => readdirSync(join(dir, `spool-${name}`, 'queue')).filter((f) => f.endsWith('.json'));
+const queued = (name: string) => readdirSync(join(dir, `spool-${name}`, 'queue')).filter((f) => f.endsWith('.msg'));
 
 /** Starts the bridge again on the same spool and waits for the provider to get the message. */
 async function restartAndExpect(config: string, provider: Upstream, messageId: string): Promise<void> {

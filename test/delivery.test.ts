@@ -117,9 +117,9 @@ test('expiry: a message undeliverable for longer than max_age moves to the faile
     const id = queueIdOf(result.transcript);
     const expired = await waitForLog(bridge, (l) => l.msg === 'expired' && l.queue_id === id);
     assert.equal(expired.level, 'error');
-    const record = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.json`), 'utf8'));
-    assert.match(record.state.reason, /^expired after \d+ attempts: .*ECONNREFUSED/);
-    assert.ok(spoolFiles(bridge, 'failed').includes(`${id}.eml`));
+    await waitForLog(bridge, () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
+    const state = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.state`), 'utf8'));
+    assert.match(state.reason, /^expired after \d+ attempts: .*ECONNREFUSED/);
     assert.deepEqual(spoolFiles(bridge, 'queue'), []);
   } finally {
     await bridge.stop();
@@ -144,10 +144,10 @@ test('partial recipient failure: delivered recipients are never sent again, the 
       assert.deepEqual(second.envelope.rcptTo, ['later@example.org']);
       const bounced = await waitForLog(bridge, (l) => l.msg === 'bounced' && l.queue_id === id);
       assert.equal(bounced.to, 'never@example.org');
-      await waitForLog(bridge, () => spoolFiles(bridge, 'failed').includes(`${id}.json`));
-      const record = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.json`), 'utf8'));
-      assert.deepEqual(record.state.delivered, ['now@example.org', 'later@example.org']);
-      assert.deepEqual(record.state.refused.map((r: { address: string }) => r.address), ['never@example.org']);
+      await waitForLog(bridge, () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
+      const state = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.state`), 'utf8'));
+      assert.deepEqual(state.delivered, ['now@example.org', 'later@example.org']);
+      assert.deepEqual(state.refused.map((r: { address: string }) => r.address), ['never@example.org']);
       await sleep(500);
       assert.equal(provider.messages.length, 2);
     } finally {

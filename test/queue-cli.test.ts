@@ -99,7 +99,7 @@ test('queue list, show and delete, in words and in JSON, while the server runs',
   const deleted = await queue('delete', first);
   assert.equal(deleted.code, 0, deleted.stderr);
   assert.equal(deleted.stdout.trim(), `deleted ${first} from queue`);
-  assert.equal(existsSync(join(bridge.dir, 'spool', 'queue', `${first}.eml`)), false);
+  assert.equal(existsSync(join(bridge.dir, 'spool', 'queue', `${first}.msg`)), false);
   const gone = await queue('show', first);
   assert.equal(gone.code, 1);
   assert.equal(gone.stderr.trim(), `smtp-bridge: no message ${first} in the queue or the failed area`);
@@ -110,7 +110,7 @@ test('queue list, show and delete, in words and in JSON, while the server runs',
 
 test('queue delete refuses a message that is being delivered', async () => {
   const id = await send('sensor', 'busy');
-  // The lock file is what the server holds for the length of a delivery attempt.
+  // The server holds this lock (a second name of the message file) for the length of a delivery attempt.
   const lock = join(bridge.dir, 'spool', 'queue', `${id}.lock`);
   writeFileSync(lock, '');
   const refused = await queue('delete', id);
@@ -128,7 +128,7 @@ test('queue retry ID: the running server delivers it now', async () => {
     assert.equal(retried.code, 0, retried.stderr);
     assert.equal(retried.stdout.trim(), '1 message due now');
     await provider.waitForMessages(1, 5000);
-    await eventually(() => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.json`)), 'the spool to let go of the message');
+    await eventually(() => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)), 'the spool to let go of the message');
   } finally {
     await provider.close();
   }
@@ -146,7 +146,7 @@ test('queue failed lists refused messages; retry puts one back in the queue', as
   const retried = await queue('retry', id, '--json');
   assert.deepEqual(JSON.parse(retried.stdout), { retried: [id] });
   await refusing.waitForMessages(1, 5000);
-  await eventually(() => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.json`)) && !existsSync(join(bridge.dir, 'spool', 'failed', `${id}.json`)), 'the message to leave the spool');
+  await eventually(() => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)) && !existsSync(join(bridge.dir, 'spool', 'failed', `${id}.msg`)), 'the message to leave the spool');
 });
 
 test('queue usage errors exit 2, --help exits 0', async () => {

@@ -228,7 +228,7 @@ describe('what the device hears from the provider', () => {
     assert.equal(result.code, 250, result.transcript);
     const id = queueIdOf(result.transcript);
     assert.ok(id, result.transcript);
-    assert.ok(existsSync(join(bridge.dir, 'spool', 'queue', `${id}.eml`)));
+    assert.ok(existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)));
     const deferred = bridge.logs.find((l) => l.msg === 'deferred' && l.queue_id === id);
     assert.ok(deferred, 'no deferred line');
     assert.equal(deferred.attempt, 1);
@@ -246,8 +246,8 @@ describe('what the device hears from the provider', () => {
     assert.equal(refusingProvider.messages.length, 0);
     const bounced = bridge.logs.find((l) => l.msg === 'bounced' && l.device === 'refused');
     assert.ok(bounced);
-    const failed = JSON.parse(readFileSync(join(bridge.dir, 'spool', 'failed', `${String(bounced.queue_id)}.json`), 'utf8'));
-    assert.match(failed.state.reason, /Message refused as spam/);
+    const failed = JSON.parse(readFileSync(join(bridge.dir, 'spool', 'failed', `${String(bounced.queue_id)}.state`), 'utf8'));
+    assert.match(failed.reason, /Message refused as spam/);
   });
 
   test('provider 4xx: 250 queued, with the provider text logged', async () => {

@@ -91,7 +91,7 @@ const ACTIONS = {
       ['refused', state.refused.map((r) => `${r.address} (${r.response})`).join('; ') || undefined],
       ['failed at', state.failedAt],
       ['reason', state.reason],
-      ['body', spool.path(area, message.id, 'eml')],
+      ['file', spool.path(area, message.id, 'msg')],
     ];
     for (const [label, value] of lines) if (value !== undefined) console.log(`${`${label}:`.padEnd(14)}${value}`);
     return 0;
@@ -119,7 +119,7 @@ const ACTIONS = {
 
   async delete({ spool, id, json }: ActionContext) {
     const [area, message] = await find(spool, id!);
-    if (area === 'queue' && (await spool.isLocked(message.id))) {
+    if (area === 'queue' && spool.isLocked(message.id)) {
       throw new Error(`message ${message.id} is being delivered right now; try again in a moment`);
     }
     await spool.remove(message.id, area);

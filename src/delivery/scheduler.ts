@@ -40,6 +40,7 @@ export class Scheduler {
   private readonly due = new Map<string, Due>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private timer?: NodeJS.Timeout;
+  private timerAt = 0;
   private rescanTimer?: NodeJS.Timeout;
   private stopping = false;
 
@@ -53,16 +54,15 @@ export class Scheduler {
 
   /** Picks up every message already in the spool, e.g. after a restart or a crash. */
   async start(): Promise<void> {
-    await this.scan();
-    const pending = this.due.size;
+    const pending = await this.scan();
     if (pending > 0) this.logger.info({ messages: pending }, 'resuming queued messages');
     // A safety net under the queue tools' kick: files changed by hand are noticed within a minute.
     this.rescanTimer = setInterval(() => void this.scan().catch((err: Error) => this.logger.error({ err: err.message }, 'spool scan failed')), 60_000);
     this.rescanTimer.unref();
   }
 
-  /** Rebuilds the schedule from the spool: new, retried and deleted messages. */
-  async scan(): Promise<void> {
+  /** Rebuilds the schedule from the spool (new, retried and deleted messages); returns how many wait in it. */
+  async scan(): Promise<number> {
     const ids = new Set(await this.spool.ids());
     for (const id of this.due.keys()) if (!ids.has(id)) this.due.delete(id);
     for (const id of ids) {
@@ -70,7 +70,9 @@ export class Scheduler {
       const message = await this.spool.read(id);
       if (message) this.due.set(id, dueOf(message, Date.parse(message.state.nextAttemptAt) || Date.now()));
     }
-    this.arm();
+    const waiting = this.due.size;
+    this.tick();
+    return waiting;
   }
 
   /**
@@ -83,7 +85,7 @@ export class Scheduler {
     const lane = this.lane(message.envelope.upstream);
     if (this.stopping || !this.canStart(lane, message.envelope)) {
       this.due.set(message.id, dueOf(message, Date.now()));
-      this.arm();
+      this.wakeAt(Date.now());
       return Promise.resolve(queued);
     }
     const verdict = new Promise<Verdict>((resolve) => {
@@ -130,32 +132,53 @@ export class Scheduler {
     return this.hasRoom(lane, target.upstream) && lane.backoffUntil <= Date.now() && !this.hold.isHeld(target.device);
   }
 
-  /** Arms one timer for the earliest due message. */
-  private arm(): void {
-    if (this.stopping) return;
+  /** Makes sure tick() runs by `at`: one timer, moved only ever earlier. */
+  private wakeAt(at: number): void {
+    if (this.stopping || (this.timer && this.timerAt <= at)) return;
     clearTimeout(this.timer);
-    let earliest = Infinity;
-    for (const { at } of this.due.values()) earliest = Math.min(earliest, at);
-    if (earliest === Infinity) return;
-    // setTimeout takes at most 2^31-1 ms; a longer wait simply re-arms.
-    this.timer = setTimeout(() => this.tick(), Math.min(Math.max(0, earliest - Date.now()), 2 ** 31 - 1));
+    this.timerAt = at;
+    // setTimeout takes at most 2^31-1 ms; a longer wait simply wakes early and re-arms.
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.tick();
+      },
+      Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1),
+    );
     this.timer.unref();
   }
 
-  /** Starts every due message its upstream has room for; decides from memory, reads the spool only to deliver. */
+  /**
+   * Starts due messages, in the order they were queued, while their upstreams have
+   * room; decides from memory and reads the spool only to deliver. It stops
+   * looking once every upstream is busy, since each finished delivery ticks
+   * again: a backlog costs a few steps per delivery, not a walk over all of it.
+   */
   private tick(): void {
     const now = Date.now();
-    const ready = [...this.due.entries()].filter(([, entry]) => entry.at <= now).sort((a, b) => a[1].at - b[1].at);
-    for (const [id, entry] of ready) {
+    let next = Infinity;
+    for (const [id, entry] of this.due) {
       if (this.stopping) return;
-      if (this.inFlight.has(id)) continue;
+      if (this.allBusy()) return;
+      if (entry.at > now || this.inFlight.has(id)) {
+        next = Math.min(next, entry.at);
+        continue;
+      }
       const lane = this.lane(entry.upstream);
-      if (lane.backoffUntil > now) entry.at = Math.max(entry.at, lane.backoffUntil);
-      else if (!this.hasRoom(lane, entry.upstream)) continue;
+      if (lane.backoffUntil > now) entry.at = lane.backoffUntil;
       else if (this.hold.isHeld(entry.device)) entry.at = now + this.settings.retry_initial;
-      else this.launch(id, lane);
+      else if (this.hasRoom(lane, entry.upstream)) {
+        this.launch(id, lane);
+        continue;
+      } else continue;
+      next = Math.min(next, entry.at);
     }
-    this.arm();
+    if (next !== Infinity) this.wakeAt(next);
+  }
+
+  private allBusy(): boolean {
+    for (const upstream of this.transports.keys()) if (this.hasRoom(this.lane(upstream), upstream)) return false;
+    return true;
   }
 
   /**
@@ -185,7 +208,7 @@ export class Scheduler {
   private async attempt(message: SpooledMessage, lane: Lane): Promise<Verdict> {
     const { envelope, state } = message;
     const queued: Verdict = { status: 'queued', id: message.id };
-    if (!(await this.spool.lock(message.id))) return queued;
+    if (!this.spool.lock(message.id)) return queued;
     const started = Date.now();
     const attempt = state.attempts + 1;
     const context = { queue_id: message.id, device: envelope.device, client_ip: envelope.clientIp, upstream: envelope.upstream, attempt };
@@ -247,7 +270,7 @@ export class Scheduler {
       if (await this.spool.saveState(message)) this.due.set(message.id, dueOf(message, next));
       return queued;
     } finally {
-      await this.spool.unlock(message.id);
+      this.spool.unlock(message.id);
       this.logger.debug({ ...context, took_ms: Date.now() - started }, 'attempt finished');
     }
   }

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { createExclusive, syncDirectory, writeFileDurably, writeNewFileSynced } from '../storage/durable-file.js';
+import { existsSync, linkSync, readFileSync, renameSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { syncDirectory, unlinkIfPresent, writeFileDurably } from '../storage/durable-file.js';
+import { MessageBodyReader, MessageFileWriter, readRecordLine } from './message-file.js';
 
 /** Who sent a message and where it goes, fixed when the device finished DATA. */
 export interface SpoolEnvelope {
@@ -27,7 +26,7 @@ export interface RecipientFailure {
   response: string;
 }
 
-/** How far delivery has come. Rewritten whole, atomically, after every attempt. */
+/** How far delivery has come. Kept beside the message once there is any, rewritten whole and atomically. */
 export interface DeliveryState {
   attempts: number;
   nextAttemptAt: string;
@@ -55,23 +54,29 @@ export interface WriteOptions {
   /** A queue id from newQueueId(), when the caller needs it before the message is written. */
   id?: string;
   filters?: Transform[];
+  /** Asked for when the first body bytes reach the file, after `filters` have seen the header block. */
   messageId?: () => string | undefined;
 }
 
-/** The on-disk record beside each body: everything but the id, which is the file name. */
-type StoredRecord = Omit<SpooledMessage, 'id'>;
-
-/** fs/promises' readFile goes through a FileHandle; the callback form is cheaper, and records are read once per attempt. */
-const readText = promisify(readFile);
+/** The record line at the head of each message file. */
+interface StoredRecord {
+  envelope: SpoolEnvelope;
+  messageId?: string;
+}
 
 const ID_PATTERN = /^[0-9A-Z]{9}[0-9A-F]{10}$/;
+const FRESH = (envelope: SpoolEnvelope): DeliveryState => ({ attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] });
 
 /**
- * Messages on disk, Postfix-style: bodies and their records live in queue/
- * until delivered, or in failed/ once given up on. A message is written
- * under tmp/, fsync'd, then renamed into queue/: the body first, then its
- * record, whose presence is what makes the message exist. A crash at any
- * point leaves a complete message or debris that is never taken for one.
+ * Messages on disk, Postfix-style: each lives in queue/ until delivered, or
+ * in failed/ once given up on, as ID.msg (record line, then the body; see
+ * message-file.ts). A message is written under tmp/, fsync'd, then renamed
+ * into queue/: that rename is what makes it exist, so a crash at any point
+ * leaves a complete message or debris that is never taken for one.
+ *
+ * Delivery state goes into a second file, ID.state, only once there is some
+ * to keep (a deferral, a refusal, an operator's retry): most messages are
+ * delivered on the first attempt and never need it.
  */
 export class SpoolStore {
   private readonly tmpDir: string;
@@ -86,57 +91,48 @@ export class SpoolStore {
     }
   }
 
-  /** Removes what a crash left behind: half-written files and bodies whose record never landed. */
+  /** Removes what a crash left behind: half-written files, locks, and states whose message is gone. */
   async sweep(): Promise<void> {
     for (const name of await readdir(this.tmpDir)) await rm(join(this.tmpDir, name), { force: true });
     for (const area of ['queue', 'failed'] as const) {
       const names = new Set(await readdir(join(this.dir, area)));
       for (const name of names) {
-        if (name.endsWith('.eml') && !names.has(name.replace(/\.eml$/, '.json'))) await rm(join(this.dir, area, name), { force: true });
-        if (name.endsWith('.lock')) await rm(join(this.dir, area, name), { force: true });
+        const orphanState = name.endsWith('.state') && !names.has(name.replace(/\.state$/, '.msg'));
+        if (orphanState || name.endsWith('.lock') || name.endsWith('.tmp')) await rm(join(this.dir, area, name), { force: true });
       }
     }
   }
 
-  /**
-   * Streams the body through `filters` to disk; resolves once body and record
-   * are durable. `messageId` is asked for once the body is written.
-   */
+  /** Streams the body through `filters` to disk; resolves once the message is durable in queue/. */
   async write(envelope: SpoolEnvelope, body: Readable, options: WriteOptions = {}): Promise<SpooledMessage> {
     const id = options.id ?? newQueueId();
-    const tmpBody = join(this.tmpDir, `${id}.eml`);
-    const tmpRecord = join(this.tmpDir, `${id}.json`);
+    const tmp = join(this.tmpDir, `${id}.msg`);
+    let messageId: string | undefined;
+    const file = new MessageFileWriter(tmp, () => {
+      messageId = options.messageId?.();
+      return JSON.stringify({ envelope, messageId } satisfies StoredRecord);
+    });
     try {
-      const file = createWriteStream(tmpBody, { flags: 'wx', mode: 0o600, flush: true });
       await pipeline([body, ...(options.filters ?? []), file]);
-      const size = file.bytesWritten;
-      const record: StoredRecord = {
-        envelope,
-        state: { attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] },
-        size,
-        messageId: options.messageId?.(),
-      };
-      await writeNewFileSynced(tmpRecord, JSON.stringify(record));
-      await rename(tmpBody, this.path('queue', id, 'eml'));
-      await rename(tmpRecord, this.path('queue', id, 'json'));
-      await syncDirectory(join(this.dir, 'queue'));
-      return { id, ...record };
+      renameSync(tmp, this.path('queue', id, 'msg'));
     } catch (err) {
-      await Promise.all([rm(tmpBody, { force: true }), rm(tmpRecord, { force: true })]);
+      unlinkIfPresent(tmp);
       throw err;
     }
+    await syncDirectory(join(this.dir, 'queue'));
+    return { id, envelope, state: FRESH(envelope), size: file.bodyBytes, messageId };
   }
 
   openBody(id: string, area: Area = 'queue'): Readable {
-    return createReadStream(this.path(area, id, 'eml'));
+    return new MessageBodyReader(this.path(area, id, 'msg'));
   }
 
   /** Ids in an area, oldest first (ids sort by arrival). */
   async ids(area: Area = 'queue'): Promise<string[]> {
     const names = await readdir(join(this.dir, area));
     return names
-      .filter((name) => name.endsWith('.json'))
-      .map((name) => name.slice(0, -5))
+      .filter((name) => name.endsWith('.msg'))
+      .map((name) => name.slice(0, -4))
       .filter((id) => ID_PATTERN.test(id))
       .sort();
   }
@@ -150,8 +146,10 @@ export class SpoolStore {
   async read(id: string, area: Area = 'queue'): Promise<SpooledMessage | undefined> {
     if (!ID_PATTERN.test(id)) return undefined;
     try {
-      const record = JSON.parse(await readText(this.path(area, id, 'json'), 'utf8')) as StoredRecord;
-      return { id, ...record };
+      const { record, bodySize } = readRecordLine(this.path(area, id, 'msg'));
+      const { envelope, messageId } = JSON.parse(record) as StoredRecord;
+      const state = readState(this.path(area, id, 'state')) ?? FRESH(envelope);
+      return { id, envelope, state, size: bodySize, messageId };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -163,48 +161,51 @@ export class SpoolStore {
    * nothing, if the message was deleted meanwhile (e.g. by `queue delete`).
    */
   async saveState(message: SpooledMessage): Promise<boolean> {
-    if (!(await exists(this.path('queue', message.id, 'eml')))) return false;
-    const { id: _id, ...record } = message;
-    await writeFileDurably(this.path('queue', message.id, 'json'), JSON.stringify(record));
+    if (!existsSync(this.path('queue', message.id, 'msg'))) return false;
+    await writeFileDurably(this.path('queue', message.id, 'state'), JSON.stringify(message.state));
     return true;
   }
 
-  /** Removes a message; the record goes first so a crash never leaves a record without its body. */
+  /** Removes a message; its file goes first, and a state left behind by a crash is swept as debris. */
   async remove(id: string, area: Area = 'queue'): Promise<void> {
-    await unlinkIfPresent(this.path(area, id, 'json'));
-    await unlinkIfPresent(this.path(area, id, 'eml'));
+    unlinkIfPresent(this.path(area, id, 'msg'));
+    unlinkIfPresent(this.path(area, id, 'state'));
     await syncDirectory(join(this.dir, area));
   }
 
-  /** Moves a message between queue/ and failed/, body first, with its state as given. */
+  /** Moves a message between queue/ and failed/ with its state as given: the state is in place before the message arrives. */
   async move(message: SpooledMessage, from: Area, to: Area): Promise<void> {
-    const { id, ...record } = message;
-    const tmp = join(this.tmpDir, `${id}.move.json`);
-    await writeNewFileSynced(tmp, JSON.stringify(record));
-    await rename(this.path(from, id, 'eml'), this.path(to, id, 'eml'));
-    await rename(tmp, this.path(to, id, 'json'));
-    await rm(this.path(from, id, 'json'), { force: true });
-    await syncDirectory(join(this.dir, to));
-    await syncDirectory(join(this.dir, from));
+    await writeFileDurably(this.path(to, message.id, 'state'), JSON.stringify(message.state));
+    renameSync(this.path(from, message.id, 'msg'), this.path(to, message.id, 'msg'));
+    unlinkIfPresent(this.path(from, message.id, 'state'));
+    await Promise.all([syncDirectory(join(this.dir, to)), syncDirectory(join(this.dir, from))]);
   }
 
   /**
    * Marks a queued message as being delivered, so the queue tools can refuse
-   * to delete it mid-delivery. Returns false if another holder has it.
+   * to delete it mid-delivery. Returns false if another holder has it. The
+   * mark is a second name for the message file: no inode to allocate.
    */
-  async lock(id: string): Promise<boolean> {
-    return createExclusive(this.path('queue', id, 'lock'));
+  lock(id: string): boolean {
+    try {
+      linkSync(this.path('queue', id, 'msg'), this.path('queue', id, 'lock'));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOENT') return false;
+      throw err;
+    }
   }
 
-  async unlock(id: string): Promise<void> {
-    await unlinkIfPresent(this.path('queue', id, 'lock'));
+  unlock(id: string): void {
+    unlinkIfPresent(this.path('queue', id, 'lock'));
   }
 
-  isLocked(id: string): Promise<boolean> {
-    return exists(this.path('queue', id, 'lock'));
+  isLocked(id: string): boolean {
+    return existsSync(this.path('queue', id, 'lock'));
   }
 
-  path(area: Area, id: string, kind: 'eml' | 'json' | 'lock'): string {
+  path(area: Area, id: string, kind: 'msg' | 'state' | 'lock'): string {
     return join(this.dir, area, `${id}.${kind}`);
   }
 }
@@ -214,17 +215,12 @@ export function newQueueId(): string {
   return Date.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(5).toString('hex').toUpperCase();
 }
 
-const exists = (file: string) =>
-  stat(file).then(
-    () => true,
-    () => false,
-  );
 
-/** unlink without rm's extra lstat: these are plain files, and gone is fine. */
-async function unlinkIfPresent(file: string): Promise<void> {
+function readState(file: string): DeliveryState | undefined {
   try {
-    await unlink(file);
+    return JSON.parse(readFileSync(file, 'utf8')) as DeliveryState;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }

@@ -1,0 +1,158 @@
+import { closeSync, fstatSync, openSync, readSync, writevSync } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { fsyncFd, writeAll } from '../storage/durable-file.js';
+
+/**
+ * One spooled message is one file: a line of JSON (its record) and then the
+ * message exactly as it will be sent. One file means one inode to allocate
+ * and one fsync per message; the record cannot be separated from its body.
+ */
+
+const CHUNK = 64 * 1024;
+const NEWLINE = 0x0a;
+
+/**
+ * Writes a new message file: the record line, asked for when the first body
+ * bytes arrive (so that a cleanup filter upstream has seen the header block
+ * by then), then the body. Finishes only once everything is fsync'd.
+ */
+export class MessageFileWriter extends Writable {
+  private fd?: number;
+  private recordWritten = false;
+  bodyBytes = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly recordLine: () => string,
+  ) {
+    super();
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    try {
+      this.fd = openSync(this.path, 'wx', 0o600);
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this._writev([{ chunk }], callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    try {
+      const buffers = chunks.map(({ chunk }) => chunk);
+      for (const buffer of buffers) this.bodyBytes += buffer.length;
+      if (!this.recordWritten) buffers.unshift(this.takeRecord());
+      const total = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+      // One writev for the lot; only a short write (a filling disk) falls back to writing the rest piece by piece.
+      const written = writevSync(this.fd!, buffers);
+      if (written < total) writeAll(this.fd!, Buffer.concat(buffers).subarray(written));
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    try {
+      if (!this.recordWritten) writeAll(this.fd!, this.takeRecord());
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    fsyncFd(this.fd!).then(() => {
+      closeSync(this.fd!);
+      this.fd = undefined;
+      callback();
+    }, callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    callback(error);
+  }
+
+  private takeRecord(): Buffer {
+    this.recordWritten = true;
+    return Buffer.from(`${this.recordLine()}\n`);
+  }
+}
+
+/** The record line of a message file, and how many bytes of body follow it. */
+export function readRecordLine(path: string): { record: string; bodySize: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (let position = 0; ; ) {
+      const chunk = Buffer.allocUnsafe(CHUNK);
+      const read = readSync(fd, chunk, 0, CHUNK, position);
+      if (read === 0) throw new Error(`${path}: no record line`);
+      const end = chunk.subarray(0, read).indexOf(NEWLINE);
+      chunks.push(chunk.subarray(0, end === -1 ? read : end));
+      position += read;
+      if (end !== -1) {
+        const record = Buffer.concat(chunks);
+        return { record: record.toString('utf8'), bodySize: fstatSync(fd).size - record.length - 1 };
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The body of a message file (everything after the record line), streamed in 64 KB reads. */
+export class MessageBodyReader extends Readable {
+  private fd?: number;
+  private position = 0;
+  private inBody = false;
+
+  constructor(private readonly path: string) {
+    super({ highWaterMark: CHUNK });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    try {
+      this.fd = openSync(this.path, 'r');
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _read(): void {
+    try {
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(CHUNK);
+        const read = readSync(this.fd!, chunk, 0, CHUNK, this.position);
+        this.position += read;
+        if (read === 0) {
+          if (!this.inBody) throw new Error(`${this.path}: no record line`);
+          this.push(null);
+          return;
+        }
+        let data = chunk.subarray(0, read);
+        if (!this.inBody) {
+          const end = data.indexOf(NEWLINE);
+          if (end === -1) continue;
+          this.inBody = true;
+          data = data.subarray(end + 1);
+          if (data.length === 0) continue;
+        }
+        this.push(data);
+        return;
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    callback(error);
+  }
+}
