@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, writevSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { fsyncFd, writeAll } from '../storage/durable-file.js';
+import { noteStreamed } from './stream-memory.js';
 
 /**
  * One spooled message is one file: a line of JSON (its record) and then the
@@ -50,6 +51,7 @@ export class MessageFileWriter extends Writable {
       // One writev for the lot; only a short write (a filling disk) falls back to writing the rest piece by piece.
       const written = writevSync(this.fd!, buffers);
       if (written < total) writeAll(this.fd!, Buffer.concat(buffers).subarray(written));
+      noteStreamed(total);
       callback();
     } catch (err) {
       callback(err as Error);
@@ -142,6 +144,7 @@ export class MessageBodyReader extends Readable {
           data = data.subarray(end + 1);
           if (data.length === 0) continue;
         }
+        noteStreamed(read);
         this.push(data);
         return;
       }
