@@ -20,13 +20,18 @@ const NEWLINE = 0x0a;
 export class MessageFileWriter extends Writable {
   private fd?: number;
   private recordWritten = false;
-  bodyBytes = 0;
+  private bodyBytes = 0;
 
   constructor(
     private readonly path: string,
     private readonly recordLine: () => string,
   ) {
     super();
+  }
+
+  /** Body bytes written so far (the record line not counted). */
+  get bodySize(): number {
+    return this.bodyBytes;
   }
 
   override _construct(callback: (error?: Error | null) => void): void {

@@ -65,7 +65,8 @@ interface StoredRecord {
 }
 
 const ID_PATTERN = /^[0-9A-Z]{9}[0-9A-F]{10}$/;
-const FRESH = (envelope: SpoolEnvelope): DeliveryState => ({ attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] });
+/** The state of a message nobody has tried yet: what a missing ID.state means. */
+const freshState = (envelope: SpoolEnvelope): DeliveryState => ({ attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] });
 
 /**
  * Messages on disk, Postfix-style: each lives in queue/ until delivered, or
@@ -120,7 +121,7 @@ export class SpoolStore {
       throw err;
     }
     await syncDirectory(join(this.dir, 'queue'));
-    return { id, envelope, state: FRESH(envelope), size: file.bodyBytes, messageId };
+    return { id, envelope, state: freshState(envelope), size: file.bodySize, messageId };
   }
 
   openBody(id: string, area: Area = 'queue'): Readable {
@@ -148,7 +149,7 @@ export class SpoolStore {
     try {
       const { record, bodySize } = readRecordLine(this.path(area, id, 'msg'));
       const { envelope, messageId } = JSON.parse(record) as StoredRecord;
-      const state = readState(this.path(area, id, 'state')) ?? FRESH(envelope);
+      const state = readState(this.path(area, id, 'state')) ?? freshState(envelope);
       return { id, envelope, state, size: bodySize, messageId };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
