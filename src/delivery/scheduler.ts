@@ -158,19 +158,17 @@ export class Scheduler {
     const now = Date.now();
     let next = Infinity;
     for (const [id, entry] of this.due) {
-      if (this.stopping) return;
-      if (this.allBusy()) return;
-      if (entry.at > now || this.inFlight.has(id)) {
-        next = Math.min(next, entry.at);
-        continue;
+      if (this.stopping || this.allBusy()) return;
+      if (entry.at <= now && !this.inFlight.has(id)) {
+        const lane = this.lane(entry.upstream);
+        if (lane.backoffUntil > now) entry.at = lane.backoffUntil;
+        else if (this.hold.isHeld(entry.device)) entry.at = now + this.settings.retry_initial;
+        else {
+          // Started now, or waiting for a slot of its busy upstream: a finished delivery ticks again.
+          if (this.hasRoom(lane, entry.upstream)) this.launch(id, lane);
+          continue;
+        }
       }
-      const lane = this.lane(entry.upstream);
-      if (lane.backoffUntil > now) entry.at = lane.backoffUntil;
-      else if (this.hold.isHeld(entry.device)) entry.at = now + this.settings.retry_initial;
-      else if (this.hasRoom(lane, entry.upstream)) {
-        this.launch(id, lane);
-        continue;
-      } else continue;
       next = Math.min(next, entry.at);
     }
     if (next !== Infinity) this.wakeAt(next);
