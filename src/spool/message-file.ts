@@ -89,8 +89,8 @@ export class MessageFileWriter extends Writable {
   }
 }
 
-/** The record line of a message file, and how many bytes of body follow it. */
-export function readRecordLine(path: string): { record: string; bodySize: number } {
+/** The record line of a message file, where its body starts, and how many bytes of body follow. */
+export function readRecordLine(path: string): { record: string; bodyStart: number; bodySize: number } {
   const fd = openSync(path, 'r');
   try {
     const chunks: Buffer[] = [];
@@ -103,7 +103,8 @@ export function readRecordLine(path: string): { record: string; bodySize: number
       position += read;
       if (end !== -1) {
         const record = Buffer.concat(chunks);
-        return { record: record.toString('utf8'), bodySize: fstatSync(fd).size - record.length - 1 };
+        const bodyStart = record.length + 1;
+        return { record: record.toString('utf8'), bodyStart, bodySize: fstatSync(fd).size - bodyStart };
       }
     }
   } finally {
@@ -111,11 +112,10 @@ export function readRecordLine(path: string): { record: string; bodySize: number
   }
 }
 
-/** The body of a message file (everything after the record line), streamed in 64 KB reads. */
+/** A message file's body (everything after the record line), streamed in 64 KB reads. */
 export class MessageBodyReader extends Readable {
   private fd?: number;
   private position = 0;
-  private inBody = false;
 
   constructor(private readonly path: string) {
     super({ highWaterMark: CHUNK });
@@ -123,6 +123,7 @@ export class MessageBodyReader extends Readable {
 
   override _construct(callback: (error?: Error | null) => void): void {
     try {
+      this.position = readRecordLine(this.path).bodyStart;
       this.fd = openSync(this.path, 'r');
       callback();
     } catch (err) {
@@ -132,27 +133,11 @@ export class MessageBodyReader extends Readable {
 
   override _read(): void {
     try {
-      for (;;) {
-        const chunk = Buffer.allocUnsafe(CHUNK);
-        const read = readSync(this.fd!, chunk, 0, CHUNK, this.position);
-        this.position += read;
-        if (read === 0) {
-          if (!this.inBody) throw new Error(`${this.path}: no record line`);
-          this.push(null);
-          return;
-        }
-        let data = chunk.subarray(0, read);
-        if (!this.inBody) {
-          const end = data.indexOf(NEWLINE);
-          if (end === -1) continue;
-          this.inBody = true;
-          data = data.subarray(end + 1);
-          if (data.length === 0) continue;
-        }
-        noteStreamed(read);
-        this.push(data);
-        return;
-      }
+      const chunk = Buffer.allocUnsafe(CHUNK);
+      const read = readSync(this.fd!, chunk, 0, CHUNK, this.position);
+      this.position += read;
+      noteStreamed(read);
+      this.push(read === 0 ? null : chunk.subarray(0, read));
     } catch (err) {
       this.destroy(err as Error);
     }
