@@ -79,7 +79,13 @@ export async function sendOne(port: number, username: string, password: string, 
     plain.write('STARTTLS\r\n');
     await expect(reader, '220');
     plain.removeAllListeners('data');
-    const secure = tls.connect({ socket: plain, minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0', rejectUnauthorized: false });
+    const secure = tls.connect({
+      socket: plain,
+      minVersion: 'TLSv1',
+      maxVersion: 'TLSv1',
+      ciphers: 'DEFAULT:@SECLEVEL=0',
+      rejectUnauthorized: false,
+    });
     const tlsReader = new LineReader();
     tlsReader.attach(secure);
     await new Promise<void>((resolve, reject) => {

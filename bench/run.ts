@@ -65,7 +65,12 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`);
 }
 
-async function drive(port: number, count: number, concurrency: number, tag: string): Promise<{ timings: Map<string, DeviceTiming>; seconds: number }> {
+async function drive(
+  port: number,
+  count: number,
+  concurrency: number,
+  tag: string,
+): Promise<{ timings: Map<string, DeviceTiming>; seconds: number }> {
   const timings = new Map<string, DeviceTiming>();
   let next = 0;
   const started = performance.now();
@@ -158,7 +163,17 @@ devices:
       const cpuAfter = cpuMs(pid);
       const replies = [...timings.values()].map((t) => t.dataToReply);
       timings.forEach((timing, id) => allTimings.set(id, timing));
-      rows.push([`bridge c=${concurrency}`, (MESSAGES / seconds).toFixed(0), ms(percentile(replies, 50)), ms(percentile(replies, 95)), ms(percentile(replies, 99)), '', '', '', cpuPerMessage(cpuBefore, cpuAfter)]);
+      rows.push([
+        `bridge c=${concurrency}`,
+        (MESSAGES / seconds).toFixed(0),
+        ms(percentile(replies, 50)),
+        ms(percentile(replies, 95)),
+        ms(percentile(replies, 99)),
+        '',
+        '',
+        '',
+        cpuPerMessage(cpuBefore, cpuAfter),
+      ]);
     }
     const peakRss = memoryKb(pid, 'VmHWM');
 
@@ -176,7 +191,17 @@ devices:
       const cpuBefore = cpuMs(sink.child.pid!);
       const { timings, seconds } = await drive(sink.port, MESSAGES, concurrency, `sink${concurrency}`);
       const replies = [...timings.values()].map((t) => t.dataToReply);
-      ceiling.push([`generator ceiling c=${concurrency}`, (MESSAGES / seconds).toFixed(0), ms(percentile(replies, 50)), ms(percentile(replies, 95)), ms(percentile(replies, 99)), '', '', '', cpuPerMessage(cpuBefore, cpuMs(sink.child.pid!))]);
+      ceiling.push([
+        `generator ceiling c=${concurrency}`,
+        (MESSAGES / seconds).toFixed(0),
+        ms(percentile(replies, 50)),
+        ms(percentile(replies, 95)),
+        ms(percentile(replies, 99)),
+        '',
+        '',
+        '',
+        cpuPerMessage(cpuBefore, cpuMs(sink.child.pid!)),
+      ]);
     }
 
     await new Promise<void>((resolve) => {
@@ -191,19 +216,38 @@ devices:
     });
     for (const row of rows) {
       const tag = row[0].replace('bridge c=', 'c');
-      const hops = [...allTimings.entries()].filter(([id]) => id.startsWith(`<${tag}-`)).map(([id, t]) => arrivals[id] - t.dataEndAt).filter(Number.isFinite);
+      const hops = [...allTimings.entries()]
+        .filter(([id]) => id.startsWith(`<${tag}-`))
+        .map(([id, t]) => arrivals[id] - t.dataEndAt)
+        .filter(Number.isFinite);
       row[5] = ms(percentile(hops, 50));
       row[6] = ms(percentile(hops, 95));
       row[7] = ms(percentile(hops, 99));
     }
 
-    const header = ['run', 'msg/s', 'p50 →250', 'p95 →250', 'p99 →250', 'p50 →upstream', 'p95 →upstream', 'p99 →upstream', 'server CPU ms/msg (user + sys)'];
+    const header = [
+      'run',
+      'msg/s',
+      'p50 →250',
+      'p95 →250',
+      'p99 →250',
+      'p50 →upstream',
+      'p95 →upstream',
+      'p99 →upstream',
+      'server CPU ms/msg (user + sys)',
+    ];
     const table = [header, ...rows, ...ceiling];
     const widths = header.map((_, i) => Math.max(...table.map((r) => r[i].length)));
-    console.log(`\nsmtp-bridge benchmark: ${MESSAGES} messages per run, one per connection, STARTTLS TLS 1.0 + CRAM-MD5 in, implicit TLS 1.2+ + PLAIN out`);
-    console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; latencies in ms\n`);
+    console.log(
+      `\nsmtp-bridge benchmark: ${MESSAGES} messages per run, one per connection, STARTTLS TLS 1.0 + CRAM-MD5 in, implicit TLS 1.2+ + PLAIN out`,
+    );
+    console.log(
+      `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; latencies in ms\n`,
+    );
     for (const row of table) console.log(row.map((cell, i) => cell.padStart(widths[i])).join('  '));
-    console.log('\nserver CPU: the bridge process in bridge rows; in ceiling rows the accept-and-forget server (smtp-server, same TLS and AUTH, no disk, no upstream): the floor under the bridge\'s inbound side');
+    console.log(
+      "\nserver CPU: the bridge process in bridge rows; in ceiling rows the accept-and-forget server (smtp-server, same TLS and AUTH, no disk, no upstream): the floor under the bridge's inbound side",
+    );
     console.log(`\nbridge peak RSS (all runs): ${(peakRss / 1024).toFixed(1)} MB`);
     console.log(`RSS growth while one 25 MB message passed through: ${((rssMax - rssBefore) / 1024).toFixed(1)} MB`);
   } finally {

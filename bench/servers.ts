@@ -65,7 +65,14 @@ const server =
             drain(stream, () => callback());
           },
         },
-        { greetingDelayMs: 0, allowCleartextAuth: () => false, authEquals: false, realm: 'bench', authenticate: acceptAnyone, logger: createLogger('silent') },
+        {
+          greetingDelayMs: 0,
+          allowCleartextAuth: () => false,
+          authEquals: false,
+          realm: 'bench',
+          authenticate: acceptAnyone,
+          logger: createLogger('silent'),
+        },
       );
 server.on('error', () => {});
 server.listen(0, '127.0.0.1', () => {

@@ -83,7 +83,10 @@ class StorageCondition {
   failed(err: NodeJS.ErrnoException, submission: Submission): void {
     if (this.current === err.code) return;
     this.current = err.code;
-    this.logger.error({ device: submission.device, client_ip: submission.clientIp, code: err.code, err: err.message }, 'spool not writable');
+    this.logger.error(
+      { device: submission.device, client_ip: submission.clientIp, code: err.code, err: err.message },
+      'spool not writable',
+    );
   }
 
   ok(): void {

@@ -12,7 +12,16 @@ const ID = '0MWT9O445323FCD6A11';
 const cleanup = new Cleanup({
   hostname: 'bridge.lan',
   upstreams: {
-    isp: { type: 'smtp', host: 'smtp.isp.example', tls: 'implicit', min_version: 'TLSv1.2', connect_timeout: 1, concurrency: 1, idle_timeout: 1, auth: { user: 'account@isp.example', password: 'x', mechanism: 'PLAIN' } },
+    isp: {
+      type: 'smtp',
+      host: 'smtp.isp.example',
+      tls: 'implicit',
+      min_version: 'TLSv1.2',
+      connect_timeout: 1,
+      concurrency: 1,
+      idle_timeout: 1,
+      auth: { user: 'account@isp.example', password: 'x', mechanism: 'PLAIN' },
+    },
   },
   devices: {
     doorphone: { upstream: 'isp', rewrite_sender: false, rewrite_from: false },
@@ -40,20 +49,23 @@ const RECEIVED =
 
 async function clean(message: string | string[], device = 'doorphone'): Promise<{ out: string; messageId?: string }> {
   const { filters, messageId } = cleanup.filters(facts(device), ID, DATE);
-  let stream: NodeJS.ReadableStream = Readable.from((Array.isArray(message) ? message : [message]).map((part) => Buffer.from(part, 'latin1')));
+  let stream: NodeJS.ReadableStream = Readable.from(
+    (Array.isArray(message) ? message : [message]).map((part) => Buffer.from(part, 'latin1')),
+  );
   for (const filter of filters) stream = stream.pipe(filter);
   const out = (await buffer(stream)).toString('latin1');
   return { out, messageId: messageId() };
 }
 
 test('Received: is prepended; a message with Date and Message-ID is otherwise untouched, byte for byte', async () => {
-  const message = 'From: Doorphone <cam@door.lan>\r\nDate: Sun, 1 Jan 2012 00:00:00 +0900\r\nMessage-ID: <own@door.lan>\r\nSubject: =?ISO-2022-JP?B?GyRCJUEbKEI=?=\r\n\r\nbody \xe9\xff\r\n.. dots\r\n';
+  const message =
+    'From: Doorphone <cam@door.lan>\r\nDate: Sun, 1 Jan 2012 00:00:00 +0900\r\nMessage-ID: <own@door.lan>\r\nSubject: =?ISO-2022-JP?B?GyRCJUEbKEI=?=\r\n\r\nbody \xe9\xff\r\n.. dots\r\n';
   const { out, messageId } = await clean(message);
   assert.equal(out, RECEIVED + message);
   assert.equal(messageId, '<own@door.lan>');
 });
 
-test('missing Date and Message-ID are added after Received:, in the bridge\'s own forms', async () => {
+test("missing Date and Message-ID are added after Received:, in the bridge's own forms", async () => {
   const { out, messageId } = await clean('Subject: rang\r\n\r\nDing.\r\n');
   assert.equal(out, `${RECEIVED}Date: Mon, 23 Nov 2026 12:53:25 +0000\r\nMessage-ID: <${ID}@bridge.lan>\r\nSubject: rang\r\n\r\nDing.\r\n`);
   assert.equal(messageId, `<${ID}@bridge.lan>`);
@@ -106,5 +118,8 @@ test('display names parse and quote per RFC 5322', () => {
 
 test('Received: for HELO without TLS or AUTH, and for an IPv6 client', () => {
   const line = receivedHeader({ esmtp: false, clientIp: 'fd00::7', hostname: 'bridge.lan', device: 'printer', queueId: ID, date: DATE });
-  assert.equal(line, `Received: from unknown ([IPv6:fd00::7])\r\n\tby bridge.lan (smtp-bridge) with SMTP\r\n\tid ${ID} (device printer);\r\n\tMon, 23 Nov 2026 12:53:25 +0000`);
+  assert.equal(
+    line,
+    `Received: from unknown ([IPv6:fd00::7])\r\n\tby bridge.lan (smtp-bridge) with SMTP\r\n\tid ${ID} (device printer);\r\n\tMon, 23 Nov 2026 12:53:25 +0000`,
+  );
 });

@@ -59,7 +59,15 @@ test('an unknown key is named at its own line', async (t) => {
 test('an unknown mechanism is named by its index in the list', async (t) => {
   await assertIssues(
     t,
-    [...HEAD, '    password: door-secret', '    mechanisms:', '      - PLAIN', '      - CRAM-SHA1', '    senders: ["door@example.com"]', '    upstream: local'],
+    [
+      ...HEAD,
+      '    password: door-secret',
+      '    mechanisms:',
+      '      - PLAIN',
+      '      - CRAM-SHA1',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ],
     ['devices.doorphone.mechanisms[1]: unknown mechanism "CRAM-SHA1" (line 10)'],
   );
 });
@@ -67,7 +75,18 @@ test('an unknown mechanism is named by its index in the list', async (t) => {
 test('a port that is not a number', async (t) => {
   await assertIssues(
     t,
-    ['hostname: bridge.lan', 'listen:', '  - port: 587', '    tls: starttls', '  - port: abc', '    tls: none', ...HEAD.slice(2), '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    [
+      'hostname: bridge.lan',
+      'listen:',
+      '  - port: 587',
+      '    tls: starttls',
+      '  - port: abc',
+      '    tls: none',
+      ...HEAD.slice(2),
+      '    password: door-secret',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ],
     ['listen[1].port: must be a port number, got "abc" (line 5)'],
   );
 });
@@ -75,7 +94,14 @@ test('a port that is not a number', async (t) => {
 test('a port out of range', async (t) => {
   await assertIssues(
     t,
-    ['listen:', '  - { port: 70000, tls: none }', ...HEAD.slice(2), '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    [
+      'listen:',
+      '  - { port: 70000, tls: none }',
+      ...HEAD.slice(2),
+      '    password: door-secret',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ],
     ['listen[0].port: must be between 1 and 65535 (line 2)'],
   );
 });
@@ -83,7 +109,14 @@ test('a port out of range', async (t) => {
 test('an unknown listener tls mode', async (t) => {
   await assertIssues(
     t,
-    ['listen:', '  - { port: 465, tls: ssl }', ...HEAD.slice(2), '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    [
+      'listen:',
+      '  - { port: 465, tls: ssl }',
+      ...HEAD.slice(2),
+      '    password: door-secret',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ],
     ['listen[0].tls: unknown listener tls mode "ssl" (use none, starttls or implicit) (line 2)'],
   );
 });
@@ -125,7 +158,13 @@ test('a missing required key is reported at its parent', async (t) => {
 test('two password sources', async (t) => {
   await assertIssues(
     t,
-    [...HEAD, '    password: door-secret', '    password_env: DOORPHONE_PASSWORD', '    senders: ["door@example.com"]', '    upstream: local'],
+    [
+      ...HEAD,
+      '    password: door-secret',
+      '    password_env: DOORPHONE_PASSWORD',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ],
     ['devices.doorphone.password_env: give exactly one of password, password_env, password_file, secret (line 8)'],
   );
 });
@@ -146,7 +185,12 @@ test('password_env naming an unset or empty variable', async (t) => {
 
 test('password_file that does not exist', async (t) => {
   const dir = tempDir(t);
-  const file = writeConfig(dir, [...HEAD, '    password_file: secrets/doorphone', '    senders: ["door@example.com"]', '    upstream: local']);
+  const file = writeConfig(dir, [
+    ...HEAD,
+    '    password_file: secrets/doorphone',
+    '    senders: ["door@example.com"]',
+    '    upstream: local',
+  ]);
   assert.deepEqual(await issuesOf(file), [
     `devices.doorphone.password_file: cannot read ${join(dir, 'secrets/doorphone')}: no such file or directory (line 7)`,
   ]);
@@ -180,7 +224,13 @@ test('secret problems of devices and upstreams are reported together, in line or
 test('a network that is not a CIDR', async (t) => {
   await assertIssues(
     t,
-    [...HEAD, '    password: door-secret', '    networks: [192.168.1.0/24, 192.168.1.0/33]', '    senders: ["door@example.com"]', '    upstream: local'],
+    [
+      ...HEAD,
+      '    password: door-secret',
+      '    networks: [192.168.1.0/24, 192.168.1.0/33]',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ],
     ['devices.doorphone.networks[1]: not a network or address: "192.168.1.0/33" (line 8)'],
   );
 });
@@ -336,12 +386,22 @@ test('a full config loads with defaults applied and paths resolved against its d
     { port: 587, tls: 'starttls', address: '0.0.0.0', allow_cleartext_auth: false, auth_equals: true },
     { port: 2525, tls: 'none', address: '127.0.0.1', allow_cleartext_auth: true, auth_equals: true },
   ]);
-  assert.deepEqual(config.tls, { cert_file: join(dir, 'certs/bridge.crt'), key_file: join(dir, 'certs/bridge.key'), min_version: 'TLSv1.1' });
+  assert.deepEqual(config.tls, {
+    cert_file: join(dir, 'certs/bridge.crt'),
+    key_file: join(dir, 'certs/bridge.key'),
+    min_version: 'TLSv1.1',
+  });
   assert.equal(config.max_message_size, 10 * 1024 * 1024);
   assert.equal(config.greeting_delay_ms, 0);
   assert.deepEqual(config.spool, { dir: '/var/spool/smtp-bridge' });
   assert.deepEqual(config.log, { level: 'info' });
-  assert.deepEqual(config.delivery, { sync_wait: 10_000, retry_initial: 60_000, retry_max: 3_600_000, max_age: 432_000_000, shutdown_wait: 10_000 });
+  assert.deepEqual(config.delivery, {
+    sync_wait: 10_000,
+    retry_initial: 60_000,
+    retry_max: 3_600_000,
+    max_age: 432_000_000,
+    shutdown_wait: 10_000,
+  });
   assert.deepEqual(config.upstreams.isp, {
     type: 'smtp',
     host: 'smtp.example.net',
@@ -507,16 +567,29 @@ test('check-config prints a summary of a good config and no secret', (t) => {
 });
 
 test('check-config shows the LAN default for a device without networks, and warnings', (t) => {
-  const file = writeConfig(tempDir(t), [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'], 0o640);
+  const file = writeConfig(
+    tempDir(t),
+    [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    0o640,
+  );
   const result = checkConfig(['--config', file]);
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stdout, /^ {4}networks: {3}LAN default \(127\.0\.0\.0\/8, /m);
-  assert.match(result.stdout, /^warnings:\n {2}devices\.doorphone\.password: plain password in a config file readable by group or others \(mode 0640\)/m);
+  assert.match(
+    result.stdout,
+    /^warnings:\n {2}devices\.doorphone\.password: plain password in a config file readable by group or others \(mode 0640\)/m,
+  );
   assert.ok(!result.stdout.includes('door-secret'));
 });
 
 test('check-config exits 1 with the issues on stderr for a bad config', (t) => {
-  const file = writeConfig(tempDir(t), [...HEAD, '    password: door-secret', '    mechanisms: [PLAIN, CRAM-SHA1]', '    senders: ["door@example.com"]', '    upstream: local']);
+  const file = writeConfig(tempDir(t), [
+    ...HEAD,
+    '    password: door-secret',
+    '    mechanisms: [PLAIN, CRAM-SHA1]',
+    '    senders: ["door@example.com"]',
+    '    upstream: local',
+  ]);
   const result = checkConfig(['-c', file]);
   assert.equal(result.status, 1);
   assert.equal(result.stdout, '');
@@ -533,10 +606,28 @@ test('check-config exits 2 on an unknown option and 0 on --help', () => {
 });
 
 test('sasl_realm defaults to the hostname; auth_equals is per listener', async (t) => {
-  const lines = ['hostname: bridge.lan', 'sasl_realm: home.example', 'listen:', '  - { port: 587, tls: starttls, auth_equals: false }', ...HEAD.slice(2)];
-  const { config } = await loadConfig(writeConfig(tempDir(t), [...lines, '    password: door-secret', '    mechanisms: [DIGEST-MD5]', '    senders: ["door@example.com"]', '    upstream: local']));
+  const lines = [
+    'hostname: bridge.lan',
+    'sasl_realm: home.example',
+    'listen:',
+    '  - { port: 587, tls: starttls, auth_equals: false }',
+    ...HEAD.slice(2),
+  ];
+  const { config } = await loadConfig(
+    writeConfig(tempDir(t), [
+      ...lines,
+      '    password: door-secret',
+      '    mechanisms: [DIGEST-MD5]',
+      '    senders: ["door@example.com"]',
+      '    upstream: local',
+    ]),
+  );
   assert.equal(config.sasl_realm, 'home.example');
   assert.equal(config.listen[0].auth_equals, false);
   assert.deepEqual(config.devices.doorphone.mechanisms, ['DIGEST-MD5']);
-  await assertIssues(t, ['sasl_realm: ""', ...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'], ['sasl_realm: must not be empty (line 1)']);
+  await assertIssues(
+    t,
+    ['sasl_realm: ""', ...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
+    ['sasl_realm: must not be empty (line 1)'],
+  );
 });

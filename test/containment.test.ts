@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { formatStoredSecret } from '../src/config/stored-secret.js';
-import { hashSecret } from '../src/policy/hash-secret.js';
+import { formatStoredSecret } from '../src/auth/stored-secret.js';
+import { hashSecret } from '../src/auth/hash-secret.js';
 import { startTestBridge, type LogLine, type TestBridge } from './support/bridge.js';
 import { pythonSmtplib, type ClientOptions, type ClientResult, type Mechanism, type TlsVersion } from './support/clients.js';
 import { makePki, type Pki } from './support/pki.js';
@@ -39,7 +39,11 @@ before(async () => {
   pkiDir = await mkdtemp(join(tmpdir(), 'smtp-bridge-pki-'));
   pki = await makePki(pkiDir);
   alertDir = await mkdtemp(join(tmpdir(), 'smtp-bridge-alert-'));
-  flaky = await startUpstream({ pki, mode: 'implicit', onData: () => (flakyRefuses ? { code: 451, message: '4.3.0 Try again later' } : undefined) });
+  flaky = await startUpstream({
+    pki,
+    mode: 'implicit',
+    onData: () => (flakyRefuses ? { code: 451, message: '4.3.0 Try again later' } : undefined),
+  });
   webhook = createServer((request, response) => {
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -142,8 +146,19 @@ describe('where a device may log in from, and how', () => {
     const wrong = await send('doorphone', { sourceAddress: '127.0.0.2', password: 'nope' });
     assert.equal(elsewhere.code, 535, elsewhere.transcript);
     assert.equal(wrong.code, 535, wrong.transcript);
-    assert.equal(elsewhere.transcript.split('\n').find((l) => l.includes('535')), wrong.transcript.split('\n').find((l) => l.includes('535')));
-    assert.equal(logsAbout('authentication failed', { device: 'doorphone', client_ip: '127.0.0.2', reason: 'network-not-allowed', sasl_method: 'PLAIN' }).length, 1);
+    assert.equal(
+      elsewhere.transcript.split('\n').find((l) => l.includes('535')),
+      wrong.transcript.split('\n').find((l) => l.includes('535')),
+    );
+    assert.equal(
+      logsAbout('authentication failed', {
+        device: 'doorphone',
+        client_ip: '127.0.0.2',
+        reason: 'network-not-allowed',
+        sasl_method: 'PLAIN',
+      }).length,
+      1,
+    );
     assert.equal(logsAbout('authentication failed', { device: 'doorphone', client_ip: '127.0.0.2', reason: 'bad-password' }).length, 1);
   });
 
@@ -245,7 +260,10 @@ describe('budgets and the freeze', () => {
       assert.match(queued.transcript, /Queued as/);
     }
     const overBudget = [await send('spammer'), await send('spammer')];
-    assert.deepEqual(overBudget.map((r) => r.code), [450, 450]);
+    assert.deepEqual(
+      overBudget.map((r) => r.code),
+      [450, 450],
+    );
     const freezing = await send('spammer');
     assert.equal(freezing.code, 550, freezing.transcript);
     assert.match(freezing.transcript, /5\.7\.1 Sending suspended for this device/);
@@ -258,7 +276,9 @@ describe('budgets and the freeze', () => {
     assert.equal(webhookBodies[0].event, 'device-frozen');
     assert.equal(webhookBodies[0].device, 'spammer');
     assert.equal(webhookBodies[0].hostname, 'bridge.test');
-    await until('the command alert', async () => (await readFile(join(alertDir, 'event.json'), 'utf8').catch(() => '')).includes('spammer'));
+    await until('the command alert', async () =>
+      (await readFile(join(alertDir, 'event.json'), 'utf8').catch(() => '')).includes('spammer'),
+    );
     assert.equal(await readFile(join(alertDir, 'device'), 'utf8'), 'spammer');
     await until('both alerts logged', () => logsAbout('alert sent', { device: 'spammer' }).length === 2);
 
@@ -307,9 +327,13 @@ describe('budgets and the freeze', () => {
     assert.equal((await send('cannon')).code, 550);
     const queue = join(bridge.dir, 'spool', 'queue');
     const cannonIds = async () =>
-      (await Promise.all((await readdir(queue)).filter((n) => n.endsWith('.msg')).map(async (n) => JSON.parse((await readFile(join(queue, n), 'utf8')).split('\n')[0]) as { envelope: { device: string } }))).filter(
-        (record) => record.envelope.device === 'cannon',
-      ).length;
+      (
+        await Promise.all(
+          (await readdir(queue))
+            .filter((n) => n.endsWith('.msg'))
+            .map(async (n) => JSON.parse((await readFile(join(queue, n), 'utf8')).split('\n')[0]) as { envelope: { device: string } }),
+        )
+      ).filter((record) => record.envelope.device === 'cannon').length;
     assert.equal(await cannonIds(), 1);
     const dropped = await cli('device', 'unfreeze', 'cannon', '--drop');
     assert.equal(dropped.code, 0, dropped.stderr);
@@ -329,7 +353,11 @@ describe('brute force', () => {
     const locked = await guess('guessed-secret');
     assert.equal(locked.code, 454, locked.transcript);
     assert.match(locked.transcript, /4\.7\.0 Too many failed authentications/);
-    assert.equal(logsAbout('authentication failed', { client_ip: '127.0.0.3', reason: 'locked-out', sasl_method: 'PLAIN', sasl_username: 'guessed' }).length, 1);
+    assert.equal(
+      logsAbout('authentication failed', { client_ip: '127.0.0.3', reason: 'locked-out', sasl_method: 'PLAIN', sasl_username: 'guessed' })
+        .length,
+      1,
+    );
     assert.equal((await guess('guessed-secret', '127.0.0.4')).code, 250, 'another address is not locked out');
 
     await sleep(Math.max(0, lockedAt + 2100 - Date.now()));
@@ -342,7 +370,8 @@ describe('brute force', () => {
   });
 
   test('failed AUTHs for one username from many IPs lock the username out everywhere; the log never holds a password', async () => {
-    for (let i = 0; i < 6; i++) assert.equal((await send('victim', { password: `spray-${i}`, sourceAddress: `127.0.1.${10 + (i % 3)}` })).code, 535);
+    for (let i = 0; i < 6; i++)
+      assert.equal((await send('victim', { password: `spray-${i}`, sourceAddress: `127.0.1.${10 + (i % 3)}` })).code, 535);
     assert.equal(logsAbout('username locked out', { sasl_username: 'victim', scope: 'username' }).length, 1);
     const locked = await send('victim', { sourceAddress: '127.0.1.99' });
     assert.equal(locked.code, 454, locked.transcript);

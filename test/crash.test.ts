@@ -50,7 +50,14 @@ ${providerYaml({ name: 'provider', port: upstreamPort, caFile: pki.caFile })}dev
 
 function send(port: number) {
   const id = `<crash-${process.pid}-${++counter}@test>`;
-  return pythonSmtplib({ host: '127.0.0.1', port, security: 'none', from: FROM, to: ['owner@example.com'], message: `Message-ID: ${id}\r\nSubject: ring\r\n\r\nding dong\r\n` }).then((result) => ({ id, result }));
+  return pythonSmtplib({
+    host: '127.0.0.1',
+    port,
+    security: 'none',
+    from: FROM,
+    to: ['owner@example.com'],
+    message: `Message-ID: ${id}\r\nSubject: ring\r\n\r\nding dong\r\n`,
+  }).then((result) => ({ id, result }));
 }
 
 const queued = (name: string) => readdirSync(join(dir, `spool-${name}`, 'queue')).filter((f) => f.endsWith('.msg'));

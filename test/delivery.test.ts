@@ -147,7 +147,10 @@ test('partial recipient failure: delivered recipients are never sent again, the 
       await waitForLog(bridge, () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
       const state = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.state`), 'utf8'));
       assert.deepEqual(state.delivered, ['now@example.org', 'later@example.org']);
-      assert.deepEqual(state.refused.map((r: { address: string }) => r.address), ['never@example.org']);
+      assert.deepEqual(
+        state.refused.map((r: { address: string }) => r.address),
+        ['never@example.org'],
+      );
       await sleep(500);
       assert.equal(provider.messages.length, 2);
     } finally {

@@ -62,7 +62,10 @@ test('hash-secret reads the password from stdin and prints forms that authentica
   assert.equal(await device.verify({ mechanism: 'LOGIN', username: 'device', password: 'himitsunokotoba' }), true);
   assert.equal(await device.verify({ mechanism: 'PLAIN', username: 'device', password: 'wrong' }), false);
   // With no mechanisms named and no device, the form for PLAIN and LOGIN.
-  assert.deepEqual(formsOf(run(['hash-secret'], 'pw\r\n').stdout).map((form) => form.slice(0, 8)), ['{SCRYPT}']);
+  assert.deepEqual(
+    formsOf(run(['hash-secret'], 'pw\r\n').stdout).map((form) => form.slice(0, 8)),
+    ['{SCRYPT}'],
+  );
 });
 
 test('hash-secret --device takes mechanisms, username and realm from the config, without needing its passwords', (t) => {
@@ -70,8 +73,14 @@ test('hash-secret --device takes mechanisms, username and realm from the config,
   const result = run(['hash-secret', '-c', file, '--device', 'doorphone'], 'userpassword\n');
   assert.equal(result.status, 0, result.stderr);
   // The shared DIGEST-MD5 vector: info.example.com, realm example.com, userpassword.
-  assert.deepEqual(formsOf(result.stdout), ['{CRAM-MD5}' + formsOf(run(['hash-secret', '--mechanisms', 'CRAM-MD5'], 'userpassword').stdout)[0].slice(10), '{DIGEST-MD5}0e50b2e5e12c4b08c865045a4bb780d1']);
-  const explicit = run(['hash-secret', '--mechanisms', 'DIGEST-MD5', '--username', 'info.example.com', '--realm', 'example.com'], 'userpassword');
+  assert.deepEqual(formsOf(result.stdout), [
+    '{CRAM-MD5}' + formsOf(run(['hash-secret', '--mechanisms', 'CRAM-MD5'], 'userpassword').stdout)[0].slice(10),
+    '{DIGEST-MD5}0e50b2e5e12c4b08c865045a4bb780d1',
+  ]);
+  const explicit = run(
+    ['hash-secret', '--mechanisms', 'DIGEST-MD5', '--username', 'info.example.com', '--realm', 'example.com'],
+    'userpassword',
+  );
   assert.deepEqual(formsOf(explicit.stdout), ['{DIGEST-MD5}0e50b2e5e12c4b08c865045a4bb780d1']);
 });
 
@@ -97,7 +106,10 @@ read_until(b"]")
 os.waitpid(pid, 0)
 sys.stdout.write(out.decode())
 `;
-  const result = spawnSync('python3', ['-c', script, process.execPath, MAIN, 'hash-secret', '--mechanisms', 'CRAM-MD5'], { encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync('python3', ['-c', script, process.execPath, MAIN, 'hash-secret', '--mechanisms', 'CRAM-MD5'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   if (result.error) return t.skip(`python3 with pty is not available: ${result.error.message}`);
   assert.match(result.stdout, /Password: [\s\S]*Again: /);
   assert.ok(!result.stdout.includes('himitsunokotoba'), `the password was echoed:\n${result.stdout}`);
@@ -128,7 +140,12 @@ test('device list shows every device and freeze, including one left behind by a 
   const { dir, file } = configDir(t);
   const freezes = new FreezeStore(join(dir, 'spool'));
   await freezes.init();
-  await freezes.freeze({ device: 'printer', frozen_at: '2026-01-02T03:04:05.000Z', reason: '31 message attempts within 1h (freeze_after 30/1h)', client_ip: '192.168.1.30' });
+  await freezes.freeze({
+    device: 'printer',
+    frozen_at: '2026-01-02T03:04:05.000Z',
+    reason: '31 message attempts within 1h (freeze_after 30/1h)',
+    client_ip: '192.168.1.30',
+  });
   await freezes.freeze({ device: 'old-camera', frozen_at: '2025-12-24T00:00:00.000Z', reason: 'test' });
   const text = run(['device', 'list', '-c', file]);
   assert.equal(text.status, 0, text.stderr);
@@ -154,7 +171,14 @@ test('device list shows every device and freeze, including one left behind by a 
 
 test('device: usage errors exit 2 with the help, and --help exits 0', (t) => {
   const { file } = configDir(t);
-  for (const args of [['device'], ['device', 'freeze', 'printer'], ['device', 'unfreeze'], ['device', 'unfreeze', 'printer', '--release', '--drop'], ['device', 'list', 'printer'], ['device', 'list', '--drop']]) {
+  for (const args of [
+    ['device'],
+    ['device', 'freeze', 'printer'],
+    ['device', 'unfreeze'],
+    ['device', 'unfreeze', 'printer', '--release', '--drop'],
+    ['device', 'list', 'printer'],
+    ['device', 'list', '--drop'],
+  ]) {
     const result = run([...args, '-c', file]);
     assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, /usage: smtp-bridge device list/);

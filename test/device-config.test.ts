@@ -61,8 +61,13 @@ test('a stored secret must serve every mechanism of its device, one form per sch
   assert.deepEqual(await issuesOf(writeConfig(t, ['password: door-secret', `secret: "${CRAM_FORM}"`, 'mechanisms: [CRAM-MD5]'])), [
     'devices.doorphone.secret: give exactly one of password, password_env, password_file, secret (line 9)',
   ]);
-  const { config } = await loadConfig(writeConfig(t, [`secret: ["${SCRYPT_FORM}", "${CRAM_FORM}"]`, 'mechanisms: [PLAIN, LOGIN, CRAM-MD5]']));
-  assert.deepEqual(config.devices.doorphone.secret?.map((form) => form.scheme), ['SCRYPT', 'CRAM-MD5']);
+  const { config } = await loadConfig(
+    writeConfig(t, [`secret: ["${SCRYPT_FORM}", "${CRAM_FORM}"]`, 'mechanisms: [PLAIN, LOGIN, CRAM-MD5]']),
+  );
+  assert.deepEqual(
+    config.devices.doorphone.secret?.map((form) => form.scheme),
+    ['SCRYPT', 'CRAM-MD5'],
+  );
 });
 
 test('auth: none refuses networks wider than a LAN unless the operator overrides it explicitly', async (t) => {
@@ -111,26 +116,41 @@ test('limits, freeze_after, max_recipients and max_size: parsed, defaulted, and 
   assert.deepEqual(config.lockout, { ip_failures: 3, username_failures: 10, window: 900_000, duration: 60_000, max_duration: 3_600_000 });
   assert.equal(config.alert, undefined);
 
-  assert.deepEqual(await issuesOf(writeConfig(t, ['password: x', 'limits: { messages: 20 per hour, recipients: [0/1h] }', 'freeze_after: 60/fortnight'])), [
-    'devices.doorphone.limits.messages[0]: not a rate: "20 per hour" (use COUNT/DURATION, e.g. 20/1h or 100/1d) (line 9)',
-    'devices.doorphone.limits.recipients[0]: not a rate: "0/1h" (use COUNT/DURATION, e.g. 20/1h or 100/1d) (line 9)',
-    'devices.doorphone.freeze_after: not a rate: "60/fortnight" (use COUNT/DURATION, e.g. 20/1h or 100/1d) (line 10)',
-  ]);
+  assert.deepEqual(
+    await issuesOf(writeConfig(t, ['password: x', 'limits: { messages: 20 per hour, recipients: [0/1h] }', 'freeze_after: 60/fortnight'])),
+    [
+      'devices.doorphone.limits.messages[0]: not a rate: "20 per hour" (use COUNT/DURATION, e.g. 20/1h or 100/1d) (line 9)',
+      'devices.doorphone.limits.recipients[0]: not a rate: "0/1h" (use COUNT/DURATION, e.g. 20/1h or 100/1d) (line 9)',
+      'devices.doorphone.freeze_after: not a rate: "60/fortnight" (use COUNT/DURATION, e.g. 20/1h or 100/1d) (line 10)',
+    ],
+  );
   assert.deepEqual(await issuesOf(writeConfig(t, ['password: x', 'max_size: 1GB', 'max_recipients: 0'])), [
     'devices.doorphone.max_size: must not exceed max_message_size (26214400 bytes) (line 9)',
     'devices.doorphone.max_recipients: must be at least 1 (line 10)',
   ]);
-  assert.deepEqual(await issuesOf(writeConfig(t, ['password: x'], { top: ['alert: { timeout: 5s }'] })), ['alert: give a command, a webhook, or both (line 11)']);
+  assert.deepEqual(await issuesOf(writeConfig(t, ['password: x'], { top: ['alert: { timeout: 5s }'] })), [
+    'alert: give a command, a webhook, or both (line 11)',
+  ]);
   assert.deepEqual(await issuesOf(writeConfig(t, ['password: x'], { top: ['alert: { webhook: "ftp://example.com/x" }'] })), [
     'alert.webhook: not an http(s) URL: "ftp://example.com/x" (line 11)',
   ]);
 });
 
 test('check-config shows budgets, freeze, lockout, alert and stored forms, and warns about readable password-equivalent forms', (t) => {
-  const file = writeConfig(t, [`secret: ["${SCRYPT_FORM}", "${CRAM_FORM}"]`, 'mechanisms: [PLAIN, CRAM-MD5]', 'limits: { messages: 20/1h }', 'max_recipients: 3', 'min_tls: TLSv1.2'], {
-    mode: 0o644,
-    top: ['alert: { webhook: "http://127.0.0.1:9/hook" }'],
-  });
+  const file = writeConfig(
+    t,
+    [
+      `secret: ["${SCRYPT_FORM}", "${CRAM_FORM}"]`,
+      'mechanisms: [PLAIN, CRAM-MD5]',
+      'limits: { messages: 20/1h }',
+      'max_recipients: 3',
+      'min_tls: TLSv1.2',
+    ],
+    {
+      mode: 0o644,
+      top: ['alert: { webhook: "http://127.0.0.1:9/hook" }'],
+    },
+  );
   const result = spawnSync(process.execPath, [MAIN, 'check-config', '-c', file], { encoding: 'utf8' });
   assert.equal(result.status, 0, result.stderr);
   for (const expected of [
@@ -143,6 +163,9 @@ test('check-config shows budgets, freeze, lockout, alert and stored forms, and w
   ]) {
     assert.ok(result.stdout.split('\n').includes(expected), `missing ${JSON.stringify(expected)} in:\n${result.stdout}`);
   }
-  assert.match(result.stdout, /devices\.doorphone\.secret: \{CRAM-MD5\} form in a config file readable by group or others \(mode 0644\) logs in as this device; chmod 600 the file/);
+  assert.match(
+    result.stdout,
+    /devices\.doorphone\.secret: \{CRAM-MD5\} form in a config file readable by group or others \(mode 0644\) logs in as this device; chmod 600 the file/,
+  );
   assert.ok(!result.stdout.includes('1b16a7d2'), 'a stored form was printed');
 });

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mock, test } from 'node:test';
 import type { SMTPServerSession } from 'smtp-server';
 import type { BridgeAuthHandler } from '../src/inbound/sasl/authentication.js';
-import { DigestMd5Exchange, NONCE_LIFETIME_MS, type SaslChannel } from '../src/inbound/sasl/digest-md5.js';
+import { DigestMd5Exchange, NONCE_LIFETIME_MS, type SaslChannel } from '../src/inbound/sasl/digest-md5-exchange.js';
 import { createLogger } from '../src/observe/logger.js';
 import {
   digestMd5Challenge,
@@ -15,7 +15,7 @@ import {
   userRealmPasswordHash,
   verifyDigestMd5,
   type DigestMd5Response,
-} from '../src/policy/digest-md5.js';
+} from '../src/auth/digest-md5-math.js';
 import { digestMd5Answer } from './support/clients.js';
 import { saslVectors } from './support/vectors.js';
 
@@ -88,7 +88,8 @@ test('directive lists: quoting, escapes, white space, empty elements, names in a
 });
 
 test('a digest-response is refused for missing or malformed directives, and read with charset=utf-8', () => {
-  const good = 'username="dev",realm="r",nonce="n",cnonce="c",nc=00000001,qop=auth,digest-uri="smtp/h",response=0123456789abcdef0123456789ABCDEF';
+  const good =
+    'username="dev",realm="r",nonce="n",cnonce="c",nc=00000001,qop=auth,digest-uri="smtp/h",response=0123456789abcdef0123456789ABCDEF';
   assert.equal(read(good).response, '0123456789abcdef0123456789abcdef');
   assert.equal(read(good.replace(',qop=auth', '')).qop, 'auth', 'qop defaults to auth');
   assert.equal(read(good.replace('realm="r",', '')).realm, '', 'no realm is the empty realm');
@@ -172,7 +173,8 @@ function startExchange(args: string[] = []) {
     assert.equal(auth.method, 'DIGEST-MD5');
     lookups += 1;
     const secret = userRealmPasswordHash(auth.username, auth.digest.realm, PASSWORD);
-    if (!verifyDigestMd5(secret, auth.digest)) return callback(null, { responseCode: 535, message: '5.7.8 Authentication credentials invalid' });
+    if (!verifyDigestMd5(secret, auth.digest))
+      return callback(null, { responseCode: 535, message: '5.7.8 Authentication credentials invalid' });
     callback(null, { user: 'door', serverProof: digestMd5Rspauth(secret, auth.digest) });
   };
   const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
@@ -180,7 +182,8 @@ function startExchange(args: string[] = []) {
   return { channel, logs, lookups: () => lookups };
 }
 
-const answerFor = (channel: FakeChannel, password = PASSWORD, authzid?: string) => digestMd5Answer('door', password, channel.challenge, 'bridge.lan', authzid);
+const answerFor = (channel: FakeChannel, password = PASSWORD, authzid?: string) =>
+  digestMd5Answer('door', password, channel.challenge, 'bridge.lan', authzid);
 
 test('a DIGEST-MD5 exchange: challenge, response, rspauth, empty line, 235', () => {
   const { channel } = startExchange();
@@ -196,7 +199,9 @@ test('a DIGEST-MD5 exchange: challenge, response, rspauth, empty line, 235', () 
 });
 
 test('every exchange has its own random nonce', () => {
-  const nonces = new Set(Array.from({ length: 20 }, () => /nonce="(\w+)"/.exec(Buffer.from(startExchange().channel.challenge, 'base64').toString())?.[1]));
+  const nonces = new Set(
+    Array.from({ length: 20 }, () => /nonce="(\w+)"/.exec(Buffer.from(startExchange().channel.challenge, 'base64').toString())?.[1]),
+  );
   assert.equal(nonces.size, 20);
 });
 
@@ -223,7 +228,9 @@ test('a response for another nonce, or a second use of this one (nc > 1), is a s
   assert.equal(second.channel.last.code, 535);
   assert.equal(second.lookups(), 0);
   const third = startExchange();
-  const reused = Buffer.from(Buffer.from(answerFor(third.channel).response, 'base64').toString().replace('nc=00000001', 'nc=00000002')).toString('base64');
+  const reused = Buffer.from(
+    Buffer.from(answerFor(third.channel).response, 'base64').toString().replace('nc=00000001', 'nc=00000002'),
+  ).toString('base64');
   third.channel.answer(reused);
   assert.equal(third.channel.last.code, 535);
   assert.ok([second, third].every(({ logs }) => logs.some((l) => l.reason === 'stale-nonce')));
@@ -245,7 +252,9 @@ test('a wrong password, a digest-uri for another service, garbage, "*" and an in
   assert.deepEqual(wrong.channel.last, { code: 535, text: '5.7.8 Authentication credentials invalid' });
   assert.equal(wrong.lookups(), 1);
   const imap = startExchange();
-  imap.channel.answer(Buffer.from(Buffer.from(answerFor(imap.channel).response, 'base64').toString().replace('smtp/', 'imap/')).toString('base64'));
+  imap.channel.answer(
+    Buffer.from(Buffer.from(answerFor(imap.channel).response, 'base64').toString().replace('smtp/', 'imap/')).toString('base64'),
+  );
   assert.equal(imap.channel.last.code, 535);
   assert.ok(imap.logs.some((l) => l.reason === 'wrong-digest-uri'));
   const garbage = startExchange();

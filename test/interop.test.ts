@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestBridge } from './support/bridge.js';
-import { curlClient, msmtpClient, opensslClient, pythonSmtplib, swaks, type ClientOptions, type ClientResult, type Mechanism, type TlsVersion } from './support/clients.js';
+import {
+  curlClient,
+  msmtpClient,
+  opensslClient,
+  pythonSmtplib,
+  swaks,
+  type ClientOptions,
+  type ClientResult,
+  type Mechanism,
+  type TlsVersion,
+} from './support/clients.js';
 import { startRelay, type Relay } from './support/relay.js';
 import type { Upstream } from './support/upstream.js';
 
@@ -28,7 +38,11 @@ const CLIENTS: Client[] = [
   { name: 'swaks', run: swaks, note: 'SASL by Authen::SASL (Perl)' },
   { name: 'curl', run: curlClient },
   { name: 'msmtp', run: msmtpClient, note: 'SASL by GNU SASL, TLS by GnuTLS' },
-  { name: 'python3 smtplib', run: pythonSmtplib, note: 'smtplib has no DIGEST-MD5: the driver hands smtplib.auth() an RFC 2831 client step' },
+  {
+    name: 'python3 smtplib',
+    run: pythonSmtplib,
+    note: 'smtplib has no DIGEST-MD5: the driver hands smtplib.auth() an RFC 2831 client step',
+  },
   { name: 'openssl s_client', run: opensslClient, note: 'the driver computes each SASL answer, as an operator pasting them would' },
 ];
 
@@ -84,9 +98,19 @@ for (const client of CLIENTS) {
             const cell = key(client.name, mechanism, version, mode);
             outcomes.set(cell, 'FAIL');
             const id = `<matrix-${process.pid}-${++counter}@device.test>`;
-            const message = Buffer.from(`From: <matrix@example.net>\r\nTo: <owner@example.com>\r\nSubject: ${cell}\r\nMessage-ID: ${id}\r\n\r\nOne cell of the matrix.\r\n`);
+            const message = Buffer.from(
+              `From: <matrix@example.net>\r\nTo: <owner@example.com>\r\nSubject: ${cell}\r\nMessage-ID: ${id}\r\n\r\nOne cell of the matrix.\r\n`,
+            );
             const port = mode === 'starttls' ? bridge.ports.starttls! : bridge.ports.implicit!;
-            const result = await client.run({ host: '127.0.0.1', port, security: mode, tlsVersion: version, mechanism, ...device, message });
+            const result = await client.run({
+              host: '127.0.0.1',
+              port,
+              security: mode,
+              tlsVersion: version,
+              mechanism,
+              ...device,
+              message,
+            });
             assert.ok(result.ok, `${cell} failed (${result.code}):\n${result.transcript}`);
             assert.equal(result.code, 250);
             const accepted = bridge.logs.find((l) => l.msg === 'accepted' && l.message_id === id);
@@ -94,7 +118,10 @@ for (const client of CLIENTS) {
             assert.equal(accepted.tls, version);
             assert.equal(accepted.sasl_method, mechanism);
             assert.equal(accepted.sasl_username, device.username);
-            assert.ok(provider.messages.some((m) => m.raw.includes(id)), 'the provider did not get the message');
+            assert.ok(
+              provider.messages.some((m) => m.raw.includes(id)),
+              'the provider did not get the message',
+            );
             outcomes.set(cell, 'ok');
           });
         }

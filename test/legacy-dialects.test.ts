@@ -79,12 +79,21 @@ async function startData(client: LineClient, from: string): Promise<void> {
   await expectCode(client, 'DATA', 354);
 }
 
-const debugLines = (filter: (line: LogLine) => boolean) => bridge.logs.filter((l) => l.level === 'debug' && l.msg === 'accepted sloppy input' && filter(l));
+const debugLines = (filter: (line: LogLine) => boolean) =>
+  bridge.logs.filter((l) => l.level === 'debug' && l.msg === 'accepted sloppy input' && filter(l));
 
 describe('old EHLO forms', () => {
   test('EHLO offers "AUTH=" beside "AUTH" by default, with the same mechanisms', async () => {
     const id = uniqueId('auth-equals');
-    const result = await opensslClient({ host: HOST, port: bridge.ports.starttls!, security: 'starttls', tlsVersion: 'TLSv1', mechanism: 'CRAM-MD5', ...sloppy, message: `Message-ID: ${id}\r\n\r\nhi\r\n` });
+    const result = await opensslClient({
+      host: HOST,
+      port: bridge.ports.starttls!,
+      security: 'starttls',
+      tlsVersion: 'TLSv1',
+      mechanism: 'CRAM-MD5',
+      ...sloppy,
+      message: `Message-ID: ${id}\r\n\r\nhi\r\n`,
+    });
     assert.ok(result.ok, result.transcript);
     const ehlo = result.replies[0].text.split('\n');
     const modern = ehlo.find((line) => line.startsWith('AUTH '));
@@ -115,7 +124,16 @@ describe('old EHLO forms', () => {
 
 describe('DIGEST-MD5 refusals', () => {
   test('a wrong password gets the same 535 as every other bad AUTH', async () => {
-    const result = await opensslClient({ host: HOST, port: bridge.ports.starttls!, security: 'starttls', tlsVersion: 'TLSv1', mechanism: 'DIGEST-MD5', ...sloppy, password: 'guess', message: 'x\r\n' });
+    const result = await opensslClient({
+      host: HOST,
+      port: bridge.ports.starttls!,
+      security: 'starttls',
+      tlsVersion: 'TLSv1',
+      mechanism: 'DIGEST-MD5',
+      ...sloppy,
+      password: 'guess',
+      message: 'x\r\n',
+    });
     const refusal = result.replies.find((r) => r.code === 535);
     assert.equal(refusal?.text, '5.7.8 Authentication credentials invalid', result.transcript);
     assert.ok(bridge.logs.some((l) => l.msg === 'authentication failed' && l.sasl_method === 'DIGEST-MD5' && l.reason === 'bad-password'));
@@ -133,7 +151,9 @@ describe('DIGEST-MD5 refusals', () => {
     const fresh = await expectCode(replay, 'AUTH DIGEST-MD5', 334);
     assert.notEqual(fresh, challenge);
     await expectCode(replay, recorded.response, 535);
-    assert.ok(bridge.logs.some((l) => l.msg === 'authentication failed' && l.reason === 'stale-nonce' && l.sasl_username === sloppy.username));
+    assert.ok(
+      bridge.logs.some((l) => l.msg === 'authentication failed' && l.reason === 'stale-nonce' && l.sasl_username === sloppy.username),
+    );
     // The same session can still log in properly with a new nonce.
     const next = await expectCode(replay, 'AUTH DIGEST-MD5', 334);
     await expectCode(replay, digestMd5Answer(sloppy.username, sloppy.password, next, HOST).response, 334);
@@ -201,8 +221,15 @@ describe('sloppy but harmless input', () => {
     client.close();
     const captured = join(bridge.dir, 'captured');
     const files = await readdir(captured);
-    const envelopes = await Promise.all(files.filter((f) => f.endsWith('.json')).map(async (f) => JSON.parse(await readFile(join(captured, f), 'utf8')) as { from: string; to: string[] }));
-    assert.deepEqual(envelopes.map(({ from, to }) => ({ from, to })), [{ from: 'ilo.@example.net', to: ['admin.@example.com'] }]);
+    const envelopes = await Promise.all(
+      files
+        .filter((f) => f.endsWith('.json'))
+        .map(async (f) => JSON.parse(await readFile(join(captured, f), 'utf8')) as { from: string; to: string[] }),
+    );
+    assert.deepEqual(
+      envelopes.map(({ from, to }) => ({ from, to })),
+      [{ from: 'ilo.@example.net', to: ['admin.@example.com'] }],
+    );
     assert.ok(debugLines((l) => JSON.stringify(l.sloppy) === '["no angle brackets","local part ends in a dot"]').length > 0);
   });
 
@@ -237,7 +264,15 @@ describe('sloppy but harmless input', () => {
   test('bare LF line ends in DATA reach the provider as CRLF (openssl s_client, bytes as given)', async () => {
     const id = uniqueId('bare-lf');
     const message = `Subject: bare LF\nMessage-ID: ${id}\n\nline one\nline two\r\n`;
-    const result = await opensslClient({ host: HOST, port: bridge.ports.starttls!, security: 'starttls', tlsVersion: 'TLSv1.2', mechanism: 'PLAIN', ...sloppy, message });
+    const result = await opensslClient({
+      host: HOST,
+      port: bridge.ports.starttls!,
+      security: 'starttls',
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'PLAIN',
+      ...sloppy,
+      message,
+    });
     assert.ok(result.ok, result.transcript);
     const raw = receivedWith(id).raw.toString('latin1');
     assert.ok(raw.includes(`Subject: bare LF\r\nMessage-ID: ${id}\r\n\r\nline one\r\nline two\r\n`), raw);
@@ -251,7 +286,8 @@ describe('SMTP smuggling stays impossible', () => {
     // Each sequence ends DATA on some server somewhere (SEC Consult, 2023); here each is followed by a smuggled transaction.
     const sequences = ['\n.\n', '\n.\r\n', '\r\n.\n', '\r.\r\n', '\r.\n', '\r\n.\r', '\n..\n'];
     const smuggled = sequences.map(
-      (sequence, i) => `${sequence}MAIL FROM:<${sloppy.from}>\r\nRCPT TO:<owner@example.com>\r\nDATA\r\nMessage-ID: <smuggled-${i}-${id.slice(1)}\r\n\r\nsmuggled ${i}\r\n`,
+      (sequence, i) =>
+        `${sequence}MAIL FROM:<${sloppy.from}>\r\nRCPT TO:<owner@example.com>\r\nDATA\r\nMessage-ID: <smuggled-${i}-${id.slice(1)}\r\n\r\nsmuggled ${i}\r\n`,
     );
     const client = await session();
     await expectCode(client, `AUTH PLAIN ${plain(sloppy.username, sloppy.password)}`, 235);

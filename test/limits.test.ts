@@ -106,12 +106,19 @@ test('budgets: messages and recipients per window, every limit at once, and a fr
   assert.match(record.reason, /^6 message attempts within 1h \(freeze_after 5\/1h\)$/);
 
   const recipients = deviceFrom({ password: 'x', limits: { recipients: '2/1h' } }, 'printer');
-  assert.deepEqual([0, 1, 2].map((now) => budgets.admitRecipient(recipients, now).ok), [true, true, false]);
+  assert.deepEqual(
+    [0, 1, 2].map((now) => budgets.admitRecipient(recipients, now).ok),
+    [true, true, false],
+  );
   assert.equal(recipients.freezeAfter, undefined, 'no messages budget, no default freeze');
 });
 
 test('freeze_after defaults to three times the first messages budget, and false turns it off', () => {
-  assert.deepEqual(deviceFrom({ password: 'x', limits: { messages: ['20/1h', '100/1d'] } }).freezeAfter, { count: 60, per: '1h', window: 3_600_000 });
+  assert.deepEqual(deviceFrom({ password: 'x', limits: { messages: ['20/1h', '100/1d'] } }).freezeAfter, {
+    count: 60,
+    per: '1h',
+    window: 3_600_000,
+  });
   assert.equal(deviceFrom({ password: 'x', limits: { messages: '20/1h' }, freeze_after: false }).freezeAfter, undefined);
 });
 
@@ -133,5 +140,8 @@ test('a freeze written by one process is seen by another at once, and an unfreez
   await new Promise((resolve) => setTimeout(resolve, 250));
   assert.equal(server.isFrozen('printer.lan'), false);
   assert.equal(server.isFrozen('../escape'), true);
-  assert.deepEqual((await cli.list()).map((r) => r.device), ['../escape']);
+  assert.deepEqual(
+    (await cli.list()).map((r) => r.device),
+    ['../escape'],
+  );
 });

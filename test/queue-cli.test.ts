@@ -46,8 +46,11 @@ after(async () => {
 
 function queue(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'queue', ...args, '-c', join(bridge.dir, 'smtp-bridge.yaml')], { timeout: 15_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [CLI, 'queue', ...args, '-c', join(bridge.dir, 'smtp-bridge.yaml')],
+      { timeout: 15_000 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -87,7 +90,10 @@ test('queue list, show and delete, in words and in JSON, while the server runs',
   assert.match(list.stdout, /^2 queued$/m);
 
   const json = JSON.parse((await queue('list', '--json')).stdout) as { id: string; state: { attempts: number } }[];
-  assert.deepEqual(json.map((m) => m.id), [first, second]);
+  assert.deepEqual(
+    json.map((m) => m.id),
+    [first, second],
+  );
   assert.equal(json[0].state.attempts, 1);
 
   const show = await queue('show', first);
@@ -138,7 +144,10 @@ test('queue failed lists refused messages; retry puts one back in the queue', as
   const id = await send('camera', 'refused');
   const failed = await queue('failed');
   assert.equal(failed.code, 0, failed.stderr);
-  assert.match(failed.stdout, new RegExp(`^${id} .* camera +camera@example\\.net +owner@example\\.com +owner@example\\.com: 554 5\\.7\\.1 Not today$`, 'm'));
+  assert.match(
+    failed.stdout,
+    new RegExp(`^${id} .* camera +camera@example\\.net +owner@example\\.com +owner@example\\.com: 554 5\\.7\\.1 Not today$`, 'm'),
+  );
   const failedJson = JSON.parse((await queue('failed', '--json')).stdout) as { id: string; state: { reason: string } }[];
   assert.ok(failedJson.some((m) => m.id === id && /Not today/.test(m.state.reason)));
 
@@ -146,7 +155,10 @@ test('queue failed lists refused messages; retry puts one back in the queue', as
   const retried = await queue('retry', id, '--json');
   assert.deepEqual(JSON.parse(retried.stdout), { retried: [id] });
   await refusing.waitForMessages(1, 5000);
-  await eventually(() => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)) && !existsSync(join(bridge.dir, 'spool', 'failed', `${id}.msg`)), 'the message to leave the spool');
+  await eventually(
+    () => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)) && !existsSync(join(bridge.dir, 'spool', 'failed', `${id}.msg`)),
+    'the message to leave the spool',
+  );
 });
 
 test('queue usage errors exit 2, --help exits 0', async () => {

@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestBridge, type TestBridge } from './support/bridge.js';
-import { nodemailerClient, opensslClient, pythonSmtplib, swaks, type ClientOptions, type Mechanism, type TlsVersion } from './support/clients.js';
+import {
+  nodemailerClient,
+  opensslClient,
+  pythonSmtplib,
+  swaks,
+  type ClientOptions,
+  type Mechanism,
+  type TlsVersion,
+} from './support/clients.js';
 import { makePki, type Pki } from './support/pki.js';
 import { providerYaml } from './support/provider-yaml.js';
 import { startDownPort, startUpstream, type ReceivedMessage, type Upstream } from './support/upstream.js';
@@ -40,7 +48,11 @@ before(async () => {
   pki = await makePki(pkiDir);
   provider = await startUpstream({ pki, mode: 'implicit' });
   starttlsProvider = await startUpstream({ pki, mode: 'starttls' });
-  refusingProvider = await startUpstream({ pki, mode: 'implicit', onData: () => ({ code: 554, message: '5.7.1 Message refused as spam' }) });
+  refusingProvider = await startUpstream({
+    pki,
+    mode: 'implicit',
+    onData: () => ({ code: 554, message: '5.7.1 Message refused as spam' }),
+  });
   deferringProvider = await startUpstream({ pki, mode: 'implicit', onData: () => ({ code: 451, message: '4.3.0 Try again later' }) });
   plaintextProvider = await startUpstream({ pki, mode: 'starttls', offerStartTls: false });
   const downPort = await startDownPort();
@@ -82,14 +94,22 @@ after(async () => {
 });
 
 /** Sends with a client and checks the provider got the message byte for byte, with the device's envelope, over TLS 1.2+ with PLAIN. */
-async function assertRelayed(result: { ok: boolean; code: number | null; transcript: string }, sent: { id: string; bytes: Buffer }, envelope: { from: string; to: string[] }, upstream = provider) {
+async function assertRelayed(
+  result: { ok: boolean; code: number | null; transcript: string },
+  sent: { id: string; bytes: Buffer },
+  envelope: { from: string; to: string[] },
+  upstream = provider,
+) {
   assert.ok(result.ok, `client failed (${result.code}):\n${result.transcript}`);
   assert.equal(result.code, 250);
   const received = findByMessageId(upstream, sent.id);
   assert.ok(received, 'provider did not receive the message');
   // Cleanup prepends one trace header; everything the device sent follows byte for byte.
   const trace = received.raw.subarray(0, received.raw.length - sent.bytes.length).toString('latin1');
-  assert.match(trace, /^Received: from \S+ \(\[127\.0\.0\.[12]\]\)\r\n\tby bridge\.test \(smtp-bridge\) with E?SMTPS?A?(?: [^\r]*)?\r\n\tid [0-9A-Z]{19} \(device \w+[^)]*\);\r\n\t\w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000\r\n$/);
+  assert.match(
+    trace,
+    /^Received: from \S+ \(\[127\.0\.0\.[12]\]\)\r\n\tby bridge\.test \(smtp-bridge\) with E?SMTPS?A?(?: [^\r]*)?\r\n\tid [0-9A-Z]{19} \(device \w+[^)]*\);\r\n\t\w{3}, \d\d \w{3} \d{4} [\d:]{8} \+0000\r\n$/,
+  );
   assert.deepEqual(received.raw.subarray(trace.length), sent.bytes);
   assert.deepEqual(received.envelope, { mailFrom: envelope.from, rcptTo: envelope.to });
   assert.equal(received.authUser, 'relay@example.net');
@@ -102,7 +122,13 @@ const base = (port: number, security: ClientOptions['security']) => ({ host: HOS
 describe('legacy devices in, TLS 1.2+ with AUTH PLAIN out', () => {
   test('openssl s_client: STARTTLS with TLS 1.0 and CRAM-MD5', async () => {
     const sent = message();
-    const result = await opensslClient({ ...base(bridge.ports.starttls!, 'starttls'), tlsVersion: 'TLSv1', mechanism: 'CRAM-MD5', ...doorphone, message: sent.bytes });
+    const result = await opensslClient({
+      ...base(bridge.ports.starttls!, 'starttls'),
+      tlsVersion: 'TLSv1',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      message: sent.bytes,
+    });
     assert.equal(result.tlsVersion, 'TLSv1');
     assert.deepEqual(result.replies.find((r) => r.code === 235)?.code, 235);
     await assertRelayed(result, sent, doorphone);
@@ -123,7 +149,13 @@ describe('legacy devices in, TLS 1.2+ with AUTH PLAIN out', () => {
     for (const mechanism of ['CRAM-MD5', 'LOGIN', 'PLAIN'] satisfies Mechanism[]) {
       test(`python smtplib: STARTTLS pinned to ${tlsVersion} with ${mechanism}`, async () => {
         const sent = message();
-        const result = await pythonSmtplib({ ...base(bridge.ports.starttls!, 'starttls'), tlsVersion, mechanism, ...doorphone, message: sent.bytes });
+        const result = await pythonSmtplib({
+          ...base(bridge.ports.starttls!, 'starttls'),
+          tlsVersion,
+          mechanism,
+          ...doorphone,
+          message: sent.bytes,
+        });
         assert.equal(result.tlsVersion, tlsVersion);
         await assertRelayed(result, sent, doorphone);
       });
@@ -132,14 +164,25 @@ describe('legacy devices in, TLS 1.2+ with AUTH PLAIN out', () => {
 
   test('python smtplib: implicit TLS (465-style) with TLS 1.0 and CRAM-MD5', async () => {
     const sent = message();
-    const result = await pythonSmtplib({ ...base(bridge.ports.implicit!, 'implicit'), tlsVersion: 'TLSv1', mechanism: 'CRAM-MD5', ...doorphone, message: sent.bytes });
+    const result = await pythonSmtplib({
+      ...base(bridge.ports.implicit!, 'implicit'),
+      tlsVersion: 'TLSv1',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      message: sent.bytes,
+    });
     assert.equal(result.tlsVersion, 'TLSv1');
     await assertRelayed(result, sent, doorphone);
   });
 
   test('nodemailer as a modern client: TLS 1.3, PLAIN, relayed through a STARTTLS provider', async () => {
     const sent = message();
-    const result = await nodemailerClient({ ...base(bridge.ports.starttls!, 'starttls'), mechanism: 'PLAIN', ...printer, message: sent.bytes });
+    const result = await nodemailerClient({
+      ...base(bridge.ports.starttls!, 'starttls'),
+      mechanism: 'PLAIN',
+      ...printer,
+      message: sent.bytes,
+    });
     assert.equal(result.tlsVersion, 'TLSv1.3');
     await assertRelayed(result, sent, printer, starttlsProvider);
     assert.match(result.response ?? '', /^250 2\.0\.0 Relayed: 250 /);
@@ -147,7 +190,13 @@ describe('legacy devices in, TLS 1.2+ with AUTH PLAIN out', () => {
 
   test('swaks: STARTTLS with TLS 1.0 and CRAM-MD5', async (t) => {
     const sent = message();
-    const result = await swaks({ ...base(bridge.ports.starttls!, 'starttls'), tlsVersion: 'TLSv1', mechanism: 'CRAM-MD5', ...doorphone, message: sent.bytes });
+    const result = await swaks({
+      ...base(bridge.ports.starttls!, 'starttls'),
+      tlsVersion: 'TLSv1',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      message: sent.bytes,
+    });
     if (result.skipped) return t.skip('swaks is not installed');
     assert.equal(result.tlsVersion, 'TLSv1');
     await assertRelayed(result, sent, doorphone);
@@ -156,7 +205,12 @@ describe('legacy devices in, TLS 1.2+ with AUTH PLAIN out', () => {
   test('a device without AUTH is known by its address alone', async () => {
     const sent = message();
     const envelope = { from: 'scanner@example.net', to: ['anyone@example.org'] };
-    const result = await pythonSmtplib({ ...base(bridge.ports.none!, 'none'), sourceAddress: '127.0.0.2', ...envelope, message: sent.bytes });
+    const result = await pythonSmtplib({
+      ...base(bridge.ports.none!, 'none'),
+      sourceAddress: '127.0.0.2',
+      ...envelope,
+      message: sent.bytes,
+    });
     await assertRelayed(result, sent, envelope);
     const accept = bridge.logs.find((l) => l.msg === 'accepted' && l.message_id === sent.id);
     assert.equal(accept?.device, 'scanner');
@@ -169,8 +223,22 @@ describe('refusals a device gets', () => {
   const starttls = () => base(bridge.ports.starttls!, 'starttls');
 
   test('wrong password and unknown user get the same 535', async () => {
-    const wrong = await opensslClient({ ...starttls(), tlsVersion: 'TLSv1.2', mechanism: 'CRAM-MD5', ...doorphone, password: 'nope', message: message().bytes });
-    const unknown = await opensslClient({ ...starttls(), tlsVersion: 'TLSv1.2', mechanism: 'CRAM-MD5', ...doorphone, username: 'ghost', message: message().bytes });
+    const wrong = await opensslClient({
+      ...starttls(),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      password: 'nope',
+      message: message().bytes,
+    });
+    const unknown = await opensslClient({
+      ...starttls(),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      username: 'ghost',
+      message: message().bytes,
+    });
     const wrongReply = wrong.replies.find((r) => r.code === 535);
     const unknownReply = unknown.replies.find((r) => r.code === 535);
     assert.ok(wrongReply && unknownReply, `${wrong.transcript}\n${unknown.transcript}`);
@@ -183,14 +251,26 @@ describe('refusals a device gets', () => {
   });
 
   test('a mechanism the device may not use is refused with 535', async () => {
-    const result = await pythonSmtplib({ ...starttls(), tlsVersion: 'TLSv1.2', mechanism: 'CRAM-MD5', ...printer, message: message().bytes });
+    const result = await pythonSmtplib({
+      ...starttls(),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'CRAM-MD5',
+      ...printer,
+      message: message().bytes,
+    });
     assert.equal(result.ok, false);
     assert.equal(result.code, 535);
     assert.ok(bridge.logs.some((l) => l.msg === 'authentication failed' && l.reason === 'mechanism-not-allowed' && l.device === 'printer'));
   });
 
   test('AUTH before STARTTLS is refused with 538 and AUTH is not advertised in cleartext', async () => {
-    const result = await pythonSmtplib({ ...base(bridge.ports.none!, 'none'), mechanism: 'PLAIN', ...doorphone, forceAuth: true, message: message().bytes });
+    const result = await pythonSmtplib({
+      ...base(bridge.ports.none!, 'none'),
+      mechanism: 'PLAIN',
+      ...doorphone,
+      forceAuth: true,
+      message: message().bytes,
+    });
     assert.equal(result.code, 538, result.transcript);
     assert.match(result.transcript, /5\.7\.11/);
     assert.doesNotMatch(result.transcript, /250[- ]AUTH/);
@@ -202,25 +282,61 @@ describe('refusals a device gets', () => {
   });
 
   test('a sender or recipient the device may not use gets 550 5.7.1', async () => {
-    const badSender = await pythonSmtplib({ ...starttls(), tlsVersion: 'TLSv1.2', mechanism: 'CRAM-MD5', ...doorphone, from: 'ceo@example.net', message: message().bytes });
+    const badSender = await pythonSmtplib({
+      ...starttls(),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      from: 'ceo@example.net',
+      message: message().bytes,
+    });
     assert.equal(badSender.code, 550, badSender.transcript);
     assert.match(badSender.transcript, /5\.7\.1/);
-    const badRecipient = await pythonSmtplib({ ...starttls(), tlsVersion: 'TLSv1.2', mechanism: 'CRAM-MD5', ...doorphone, to: ['victim@elsewhere.example'], message: message().bytes });
+    const badRecipient = await pythonSmtplib({
+      ...starttls(),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      to: ['victim@elsewhere.example'],
+      message: message().bytes,
+    });
     assert.equal(badRecipient.code, 550, badRecipient.transcript);
     assert.match(badRecipient.transcript, /5\.7\.1/);
-    const domainRecipient = await pythonSmtplib({ ...starttls(), tlsVersion: 'TLSv1.2', mechanism: 'CRAM-MD5', ...doorphone, to: ['kid@Family.example'], message: message().bytes });
+    const domainRecipient = await pythonSmtplib({
+      ...starttls(),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'CRAM-MD5',
+      ...doorphone,
+      to: ['kid@Family.example'],
+      message: message().bytes,
+    });
     assert.equal(domainRecipient.code, 250, domainRecipient.transcript);
   });
 
   test('a device without AUTH, from an address not in its networks, gets 530', async () => {
-    const result = await pythonSmtplib({ ...base(bridge.ports.none!, 'none'), sourceAddress: '127.0.0.3', from: 'scanner@example.net', to: ['a@example.org'], message: message().bytes });
+    const result = await pythonSmtplib({
+      ...base(bridge.ports.none!, 'none'),
+      sourceAddress: '127.0.0.3',
+      from: 'scanner@example.net',
+      to: ['a@example.org'],
+      message: message().bytes,
+    });
     assert.equal(result.code, 530, result.transcript);
   });
 });
 
 describe('what the device hears from the provider', () => {
   const send = (device: string) =>
-    pythonSmtplib({ ...base(bridge.ports.starttls!, 'starttls'), tlsVersion: 'TLSv1.2', mechanism: 'PLAIN', username: device, password: `${device}-secret`, from: `${device}@example.net`, to: ['x@example.org'], message: message().bytes });
+    pythonSmtplib({
+      ...base(bridge.ports.starttls!, 'starttls'),
+      tlsVersion: 'TLSv1.2',
+      mechanism: 'PLAIN',
+      username: device,
+      password: `${device}-secret`,
+      from: `${device}@example.net`,
+      to: ['x@example.org'],
+      message: message().bytes,
+    });
   const queueIdOf = (transcript: string) => /Queued as ([0-9A-Z]+)/.exec(transcript)?.[1];
 
   /** The message is the bridge's now: 250 "queued", kept in the spool, and a `deferred` line says why. */
@@ -254,7 +370,7 @@ describe('what the device hears from the provider', () => {
     assertQueued(await send('deferred'), /Try again later/);
   });
 
-  test('the bridge\'s own provider login refused: 250 queued, never given up on as the message\'s fault', async () => {
+  test("the bridge's own provider login refused: 250 queued, never given up on as the message's fault", async () => {
     assertQueued(await send('badlogin'), /^AUTH PLAIN: 535 /);
   });
 

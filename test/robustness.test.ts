@@ -155,5 +155,8 @@ test('300 connections at once: every one is greeted and answered, and a good cli
     for (const client of clients) client.close();
   }
   await assertServing('after 300 connections');
-  assert.ok(!bridge.logs.some((line) => line.level === 'fatal' || line.level === 'error'), JSON.stringify(bridge.logs.filter((l) => l.level === 'error')));
+  assert.ok(
+    !bridge.logs.some((line) => line.level === 'fatal' || line.level === 'error'),
+    JSON.stringify(bridge.logs.filter((l) => l.level === 'error')),
+  );
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { passwordCredential } from '../src/policy/credentials.js';
+import { passwordCredential } from '../src/auth/credentials.js';
 import { deviceFrom } from './support/device.js';
 import { saslVectors as vectors } from './support/vectors.js';
 

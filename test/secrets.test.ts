@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { formatStoredSecret, parseStoredSecret, type StoredSecret } from '../src/config/stored-secret.js';
-import { passwordCredential, storedCredential } from '../src/policy/credentials.js';
-import { digestMd5ClientResponse, userRealmPasswordHash, type DigestMd5Response } from '../src/policy/digest-md5.js';
-import { hashSecret, schemesFor } from '../src/policy/hash-secret.js';
-import { hmacMd5Pads, hmacMd5WithPads, padsFromBytes, padsToBytes } from '../src/policy/md5-state.js';
+import { formatStoredSecret, parseStoredSecret, type StoredSecret } from '../src/auth/stored-secret.js';
+import { passwordCredential, storedCredential } from '../src/auth/credentials.js';
+import { digestMd5ClientResponse, userRealmPasswordHash, type DigestMd5Response } from '../src/auth/digest-md5-math.js';
+import { hashSecret, schemesFor } from '../src/auth/hash-secret.js';
+import { hmacMd5Pads, hmacMd5WithPads, padsFromBytes, padsToBytes } from '../src/auth/md5-state.js';
 import { deviceFrom } from './support/device.js';
 import { saslVectors as vectors } from './support/vectors.js';
 
@@ -36,7 +36,11 @@ test('HMAC-MD5 resumed from saved pad states equals node HMAC-MD5, for every key
     const pads = padsFromBytes(padsToBytes(hmacMd5Pads(key)));
     for (let messageLength = 0; messageLength <= 200; messageLength += 7) {
       const message = randomBytes(messageLength);
-      assert.deepEqual(hmacMd5WithPads(pads, message), createHmac('md5', key).update(message).digest(), `key ${keyLength}, message ${messageLength}`);
+      assert.deepEqual(
+        hmacMd5WithPads(pads, message),
+        createHmac('md5', key).update(message).digest(),
+        `key ${keyLength}, message ${messageLength}`,
+      );
     }
   }
 });
@@ -58,7 +62,10 @@ test('the {DIGEST-MD5} form is H(user:realm:password) of the shared vector, as D
   assert.equal(DOVECOT.digest.secret.slice('{DIGEST-MD5}'.length), digest.expected_h_user_realm_pass_hex);
   const stored = storedCredential([parsed(DOVECOT.digest.secret)]);
   assert.equal(stored.digestMd5Ha1?.(digest.username, digest.realm).toString('hex'), digest.expected_h_user_realm_pass_hex);
-  assert.equal(passwordCredential(digest.password).digestMd5Ha1?.(digest.username, digest.realm).toString('hex'), digest.expected_h_user_realm_pass_hex);
+  assert.equal(
+    passwordCredential(digest.password).digestMd5Ha1?.(digest.username, digest.realm).toString('hex'),
+    digest.expected_h_user_realm_pass_hex,
+  );
   assert.equal(stored.verifyPassword, undefined);
   assert.equal(stored.cramMd5Digest, undefined);
   await assert.rejects(hashSecret('pw', 'DIGEST-MD5'), /needs the username and realm/);
@@ -107,9 +114,20 @@ async function mechanismsThatWork(secret: string[] | undefined, password: string
   const username = digest.username;
   const device = deviceFrom(secret ? { username, secret, mechanisms: secretMechanisms(secret) } : { username, password, mechanisms });
   const challenge = '<1896.697170952@bridge.test>';
-  const fields = { username, realm: digest.realm, nonce: digest.nonce, cnonce: digest.cnonce, nc: digest.nc, qop: digest.qop, digestUri: digest.digest_uri };
+  const fields = {
+    username,
+    realm: digest.realm,
+    nonce: digest.nonce,
+    cnonce: digest.cnonce,
+    nc: digest.nc,
+    qop: digest.qop,
+    digestUri: digest.digest_uri,
+  };
   // What a DIGEST-MD5 client knowing `password` answers; for the vector's password, the vector's response.
-  const response: DigestMd5Response = { ...fields, response: digestMd5ClientResponse(userRealmPasswordHash(username, digest.realm, password), { ...fields, response: '' }) };
+  const response: DigestMd5Response = {
+    ...fields,
+    response: digestMd5ClientResponse(userRealmPasswordHash(username, digest.realm, password), { ...fields, response: '' }),
+  };
   if (password === digest.password) assert.equal(response.response, digest.expected_response);
   const works: string[] = [];
   for (const mechanism of mechanisms) {
@@ -127,7 +145,9 @@ async function mechanismsThatWork(secret: string[] | undefined, password: string
 
 /** The mechanisms a set of forms serves, so the config check lets the device through. */
 function secretMechanisms(secret: string[]): string[] {
-  return secret.flatMap((text) => ({ SCRYPT: ['PLAIN', 'LOGIN'], 'CRAM-MD5': ['CRAM-MD5'], 'DIGEST-MD5': ['DIGEST-MD5'] })[parsed(text).scheme]);
+  return secret.flatMap(
+    (text) => ({ SCRYPT: ['PLAIN', 'LOGIN'], 'CRAM-MD5': ['CRAM-MD5'], 'DIGEST-MD5': ['DIGEST-MD5'] })[parsed(text).scheme],
+  );
 }
 
 test('every secret form authenticates exactly the mechanisms it should (shared vectors), a plaintext password all of them', async () => {

@@ -18,19 +18,31 @@ test('SASL responses lose the CR/LF that `echo | base64` put inside them, and no
 });
 
 test('MAIL FROM / RCPT TO: missing angle brackets and trailing dots in the local part are repaired', () => {
-  assert.deepEqual(repairAddressCommand('MAIL FROM:user@example.com'), { command: 'MAIL FROM:<user@example.com>', localPart: undefined, sloppiness: ['no angle brackets'] });
+  assert.deepEqual(repairAddressCommand('MAIL FROM:user@example.com'), {
+    command: 'MAIL FROM:<user@example.com>',
+    localPart: undefined,
+    sloppiness: ['no angle brackets'],
+  });
   assert.deepEqual(repairAddressCommand('rcpt to: user@example.com NOTIFY=NEVER'), {
     command: 'rcpt to: <user@example.com> NOTIFY=NEVER',
     localPart: undefined,
     sloppiness: ['no angle brackets'],
   });
-  assert.deepEqual(repairAddressCommand('MAIL FROM:<ilo.@example.com> SIZE=10'), { command: 'MAIL FROM:<ilo@example.com> SIZE=10', localPart: 'ilo.', sloppiness: ['local part ends in a dot'] });
+  assert.deepEqual(repairAddressCommand('MAIL FROM:<ilo.@example.com> SIZE=10'), {
+    command: 'MAIL FROM:<ilo@example.com> SIZE=10',
+    localPart: 'ilo.',
+    sloppiness: ['local part ends in a dot'],
+  });
   assert.deepEqual(repairAddressCommand('RCPT TO:admin..@example.com'), {
     command: 'RCPT TO:<admin@example.com>',
     localPart: 'admin..',
     sloppiness: ['no angle brackets', 'local part ends in a dot'],
   });
-  assert.deepEqual(repairAddressCommand('RCPT TO:postmaster'), { command: 'RCPT TO:<postmaster>', localPart: undefined, sloppiness: ['no angle brackets'] });
+  assert.deepEqual(repairAddressCommand('RCPT TO:postmaster'), {
+    command: 'RCPT TO:<postmaster>',
+    localPart: undefined,
+    sloppiness: ['no angle brackets'],
+  });
 });
 
 test('address commands with nothing of the sort to repair are left to smtp-server', () => {

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { after, test } from 'node:test';
 import { SpoolStore, type SpoolEnvelope } from '../src/spool/store.js';
-import { syncDirectory } from '../src/storage/durable-file.js';
+import { syncDirectory } from '../src/spool/durable-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'smtp-bridge-spool-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -19,7 +19,15 @@ async function freshStore(): Promise<SpoolStore> {
 }
 
 function envelope(to: string[] = ['owner@example.com']): SpoolEnvelope {
-  return { device: 'doorphone', upstream: 'provider', clientIp: '192.0.2.7', tls: 'TLSv1', from: 'doorphone@example.net', to, receivedAt: new Date().toISOString() };
+  return {
+    device: 'doorphone',
+    upstream: 'provider',
+    clientIp: '192.0.2.7',
+    tls: 'TLSv1',
+    from: 'doorphone@example.net',
+    to,
+    receivedAt: new Date().toISOString(),
+  };
 }
 
 const files = (store: SpoolStore, area: string) => readdirSync(join(store.dir, area)).sort();

@@ -79,7 +79,16 @@ describe('suites a device can negotiate (tls.min_version: TLSv1, RSA certificate
         const port = mode === 'starttls' ? bridge.ports.starttls! : bridge.ports.implicit!;
         // One suite, nothing else: a DHE-only client stays DHE-only. SECLEVEL 0 lets OpenSSL 3 offer TLS 1.0/1.1 at all.
         const cipher = version === 'TLSv1.3' ? suite : `${suite}:@SECLEVEL=0`;
-        const result = await opensslClient({ host: '127.0.0.1', port, security: mode, tlsVersion: version, cipher, mechanism: 'CRAM-MD5', ...device, message: `Message-ID: ${id}\r\n\r\n${suite}\r\n` });
+        const result = await opensslClient({
+          host: '127.0.0.1',
+          port,
+          security: mode,
+          tlsVersion: version,
+          cipher,
+          mechanism: 'CRAM-MD5',
+          ...device,
+          message: `Message-ID: ${id}\r\n\r\n${suite}\r\n`,
+        });
         assert.ok(result.ok, result.transcript);
         const accepted = bridge.logs.find((l) => l.msg === 'accepted' && l.message_id === id);
         assert.equal(accepted?.tls, version);
@@ -102,7 +111,16 @@ describe('what cannot work, and why', () => {
 
   test('a client offering only suites the bridge does not (here Camellia) fails the handshake, logged as a connection error', async () => {
     const before = bridge.logs.length;
-    const result = await opensslClient({ host: '127.0.0.1', port: bridge.ports.implicit!, security: 'implicit', tlsVersion: 'TLSv1', cipher: 'CAMELLIA128-SHA:@SECLEVEL=0', mechanism: 'CRAM-MD5', ...device, message: 'x\r\n' });
+    const result = await opensslClient({
+      host: '127.0.0.1',
+      port: bridge.ports.implicit!,
+      security: 'implicit',
+      tlsVersion: 'TLSv1',
+      cipher: 'CAMELLIA128-SHA:@SECLEVEL=0',
+      mechanism: 'CRAM-MD5',
+      ...device,
+      message: 'x\r\n',
+    });
     assert.equal(result.ok, false);
     assert.match(result.transcript, /handshake failure/);
     const logged = bridge.logs.slice(before).find((l) => l.msg === 'connection error');

@@ -44,7 +44,10 @@ function summary({ config, file, warnings }: LoadedConfig): string {
     `alert:     ${describeAlert(config.alert)}`,
     '',
     'listeners:',
-    ...listeners.map(([address, listener]) => `  ${address.padEnd(width)}  tls ${listener.tls.padEnd(8)}  ${cleartextAuth(listener)}${listener.auth_equals ? '' : ', no AUTH= line'}`),
+    ...listeners.map(
+      ([address, listener]) =>
+        `  ${address.padEnd(width)}  tls ${listener.tls.padEnd(8)}  ${cleartextAuth(listener)}${listener.auth_equals ? '' : ', no AUTH= line'}`,
+    ),
     '',
     'upstreams:',
     ...Object.entries(config.upstreams).map(([name, upstream]) => `  ${name}: ${describeUpstream(upstream)}`),
@@ -84,7 +87,9 @@ function describeLockout(lockout: Config['lockout']): string {
 
 function describeAlert(alert: Config['alert']): string {
   if (!alert) return 'none (a freeze is only logged)';
-  return [alert.command && `command ${JSON.stringify(alert.command)}`, alert.webhook && `webhook ${alert.webhook}`].filter(Boolean).join(', ');
+  return [alert.command && `command ${JSON.stringify(alert.command)}`, alert.webhook && `webhook ${alert.webhook}`]
+    .filter(Boolean)
+    .join(', ');
 }
 
 function describeDevice(name: string, device: Device): string[] {

@@ -83,14 +83,25 @@ async function list(config: Config, freezes: FreezeStore, spool: SpoolStore, jso
       frozen_at: record?.frozen_at,
       reason: record?.reason,
       queued: queued.get(name) ?? 0,
-      limits: [...device.messageLimits.map((r) => `${formatRate(r)} messages`), ...device.recipientLimits.map((r) => `${formatRate(r)} recipients`)],
+      limits: [
+        ...device.messageLimits.map((r) => `${formatRate(r)} messages`),
+        ...device.recipientLimits.map((r) => `${formatRate(r)} recipients`),
+      ],
       freeze_after: device.freezeAfter && formatRate(device.freezeAfter),
     };
   });
   // A freeze left behind by a device since removed from the config is still shown, so it can be cleared.
   for (const record of frozen.values()) {
     if (!(record.device in config.devices)) {
-      states.push({ device: record.device, auth: '(not in config)', state: 'frozen', frozen_at: record.frozen_at, reason: record.reason, queued: queued.get(record.device) ?? 0, limits: [] });
+      states.push({
+        device: record.device,
+        auth: '(not in config)',
+        state: 'frozen',
+        frozen_at: record.frozen_at,
+        reason: record.reason,
+        queued: queued.get(record.device) ?? 0,
+        limits: [],
+      });
     }
   }
   if (json) {
@@ -99,7 +110,15 @@ async function list(config: Config, freezes: FreezeStore, spool: SpoolStore, jso
   }
   printTable(
     states,
-    (s) => [s.device, s.username ?? '-', s.auth, s.state === 'frozen' ? `FROZEN since ${s.frozen_at}` : 'active', String(s.queued), s.freeze_after ?? 'never', s.limits.join(', ') || 'none'],
+    (s) => [
+      s.device,
+      s.username ?? '-',
+      s.auth,
+      s.state === 'frozen' ? `FROZEN since ${s.frozen_at}` : 'active',
+      String(s.queued),
+      s.freeze_after ?? 'never',
+      s.limits.join(', ') || 'none',
+    ],
     ['DEVICE', 'USERNAME', 'AUTH', 'STATE', 'QUEUED', 'FREEZE AFTER', 'LIMITS'],
   );
   for (const s of states.filter((state) => state.reason)) console.log(`${s.device} frozen: ${s.reason}`);
@@ -111,14 +130,19 @@ async function unfreeze(name: string, freezes: FreezeStore, spool: SpoolStore, h
   if (!record) throw new Error(`device "${name}" is not frozen`);
   const messages = (await queuedMessages(spool)).filter((message) => message.envelope.device === name);
   if (messages.length > 0 && !held) {
-    throw new Error(`device "${name}" has ${plural(messages.length, 'queued message')}: add --release to deliver them or --drop to delete them`);
+    throw new Error(
+      `device "${name}" has ${plural(messages.length, 'queued message')}: add --release to deliver them or --drop to delete them`,
+    );
   }
   // Dropped before the freeze goes, so a running server never gets to deliver them.
   if (held === 'drop') for (const message of messages) await spool.remove(message.id);
   await freezes.unfreeze(name);
   // Wakes a running server's scheduler, which held these messages back, instead of leaving them to its next rescan.
   await kickServer(spool.dir);
-  const what = messages.length === 0 ? 'no queued messages' : `${plural(messages.length, 'queued message')} ${held === 'drop' ? 'deleted' : 'released for delivery'}`;
+  const what =
+    messages.length === 0
+      ? 'no queued messages'
+      : `${plural(messages.length, 'queued message')} ${held === 'drop' ? 'deleted' : 'released for delivery'}`;
   console.log(`device "${name}" unfrozen (was frozen since ${record.frozen_at}: ${record.reason}); ${what}`);
   return 0;
 }

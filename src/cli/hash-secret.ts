@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/load.js';
-import { formatStoredSecret, SCHEME_MECHANISMS } from '../config/stored-secret.js';
-import { hashSecret, schemesFor, type DigestIdentity } from '../policy/hash-secret.js';
+import { formatStoredSecret, SCHEME_MECHANISMS } from '../auth/stored-secret.js';
+import { hashSecret, schemesFor, type DigestIdentity } from '../auth/hash-secret.js';
 import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 import { readPassword } from './password-input.js';
 
@@ -40,9 +40,13 @@ export function run(argv: string[]): Promise<number> {
       },
       HELP,
     );
-    const requested = values.mechanisms?.split(',').map((m) => m.trim().toUpperCase()).filter(Boolean);
+    const requested = values.mechanisms
+      ?.split(',')
+      .map((m) => m.trim().toUpperCase())
+      .filter(Boolean);
     const unknown = requested?.find((m) => !KNOWN_MECHANISMS.includes(m));
-    if (requested?.length === 0 || unknown) throw new UsageError(`${unknown ? `unknown mechanism "${unknown}"` : 'no mechanism named'}\n\n${HELP}`);
+    if (requested?.length === 0 || unknown)
+      throw new UsageError(`${unknown ? `unknown mechanism "${unknown}"` : 'no mechanism named'}\n\n${HELP}`);
 
     // The config is read only when it has something to say: a device's settings, or the realm.
     const wantsDigest = (requested ?? []).includes('DIGEST-MD5');
@@ -63,7 +67,9 @@ export function run(argv: string[]): Promise<number> {
     }
 
     const password = await readPassword();
-    const forms = await Promise.all(schemesFor(mechanisms).map(async (scheme) => formatStoredSecret(await hashSecret(password, scheme, identity))));
+    const forms = await Promise.all(
+      schemesFor(mechanisms).map(async (scheme) => formatStoredSecret(await hashSecret(password, scheme, identity))),
+    );
     console.log(`secret: [${forms.map((form) => JSON.stringify(form)).join(', ')}]`);
     return 0;
   });

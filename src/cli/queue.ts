@@ -51,9 +51,20 @@ const ACTIONS = {
     const messages = await spool.list('queue');
     if (json) return print(messages);
     if (messages.length === 0) return say('queue is empty');
-    printTable(messages, (m) => [m.id, age(m), m.envelope.device, m.envelope.from || '<>', pendingOf(m).join(','), String(m.state.attempts), m.state.attempts ? m.state.nextAttemptAt : 'now', m.state.lastError ?? ''], [
-      'ID', 'AGE', 'DEVICE', 'FROM', 'TO (PENDING)', 'TRIES', 'NEXT ATTEMPT', 'LAST ERROR',
-    ]);
+    printTable(
+      messages,
+      (m) => [
+        m.id,
+        age(m),
+        m.envelope.device,
+        m.envelope.from || '<>',
+        pendingOf(m).join(','),
+        String(m.state.attempts),
+        m.state.attempts ? m.state.nextAttemptAt : 'now',
+        m.state.lastError ?? '',
+      ],
+      ['ID', 'AGE', 'DEVICE', 'FROM', 'TO (PENDING)', 'TRIES', 'NEXT ATTEMPT', 'LAST ERROR'],
+    );
     return say(`${messages.length} queued`);
   },
 
@@ -61,9 +72,11 @@ const ACTIONS = {
     const messages = await spool.list('failed');
     if (json) return print(messages);
     if (messages.length === 0) return say('no failed messages');
-    printTable(messages, (m) => [m.id, m.state.failedAt ?? '', m.envelope.device, m.envelope.from || '<>', m.envelope.to.join(','), m.state.reason ?? ''], [
-      'ID', 'FAILED AT', 'DEVICE', 'FROM', 'TO', 'REASON',
-    ]);
+    printTable(
+      messages,
+      (m) => [m.id, m.state.failedAt ?? '', m.envelope.device, m.envelope.from || '<>', m.envelope.to.join(','), m.state.reason ?? ''],
+      ['ID', 'FAILED AT', 'DEVICE', 'FROM', 'TO', 'REASON'],
+    );
     return say(`${messages.length} failed`);
   },
 

@@ -1,5 +1,5 @@
 import { loadConfig } from '../config/load.js';
-import { startBridge } from '../main.js';
+import { startBridge } from '../bridge.js';
 import { createLogger } from '../observe/logger.js';
 import { DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
 

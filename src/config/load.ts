@@ -59,7 +59,9 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     throw new ConfigError(file, ['the file is empty: it needs at least listen, upstreams and devices']);
   }
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(file, [`the top level must be a map of settings, got ${describeValue(raw)} (line ${lineAt(doc.contents?.range[0] ?? 0)})`]);
+    throw new ConfigError(file, [
+      `the top level must be a map of settings, got ${describeValue(raw)} (line ${lineAt(doc.contents?.range[0] ?? 0)})`,
+    ]);
   }
 
   const warnings = doc.warnings.map((warning) => withLine('yaml', warning.message, lineAt(warning.pos[0])));
@@ -164,7 +166,10 @@ function withLine(path: string, message: string, line: number | undefined): stri
 const lineNumber = (issue: string) => Number(/\(line (\d+)\)$/.exec(issue)?.[1] ?? 0);
 
 function sortByLine(issues: string[]): string[] {
-  return issues.map((issue, index) => ({ issue, index })).sort((a, b) => lineNumber(a.issue) - lineNumber(b.issue) || a.index - b.index).map(({ issue }) => issue);
+  return issues
+    .map((issue, index) => ({ issue, index }))
+    .sort((a, b) => lineNumber(a.issue) - lineNumber(b.issue) || a.index - b.index)
+    .map(({ issue }) => issue);
 }
 
 /** `devices.doorphone.mechanisms[1]`; names that would read ambiguously are quoted: `devices["printer.lan"]`. */

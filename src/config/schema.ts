@@ -3,7 +3,7 @@ import bytes from 'bytes';
 import ms from 'ms';
 import { z } from 'zod';
 import { isLanSized, parseNetwork } from './network.js';
-import { parseStoredSecret, SCHEME_MECHANISMS, type StoredSecret } from './stored-secret.js';
+import { parseStoredSecret, SCHEME_MECHANISMS, type StoredSecret } from '../auth/stored-secret.js';
 
 /** SASL mechanisms a device may be allowed to use towards the bridge. */
 export const DEVICE_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'DIGEST-MD5'] as const;
@@ -54,14 +54,16 @@ const size = z.union([z.number().int().positive(), z.string()], { error: 'must b
 });
 
 /** A duration in milliseconds, written as a number of ms or with a unit ("10s", "1m", "5d"). */
-const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'must be a duration like 10s, 1m or 5d' }).transform((value, ctx) => {
-  const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
-  if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
-    ctx.addIssue({ code: 'custom', message: `not a duration: ${quoted(value)} (use e.g. 10s, 1m, 5d)` });
-    return z.NEVER;
-  }
-  return Math.round(parsed);
-});
+const duration = z
+  .union([z.number().int().nonnegative(), z.string()], { error: 'must be a duration like 10s, 1m or 5d' })
+  .transform((value, ctx) => {
+    const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
+    if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${quoted(value)} (use e.g. 10s, 1m, 5d)` });
+      return z.NEVER;
+    }
+    return Math.round(parsed);
+  });
 
 /** "COUNT/DURATION" ("20/1h", "100/1d", "3/10s"): at most COUNT within any window of DURATION. */
 function toRate(value: string, ctx: z.core.$RefinementCtx): { count: number; per: string; window: number } {
@@ -92,14 +94,17 @@ const rates = z.preprocess(
 const storedSecrets = z
   .preprocess(
     (value) => (typeof value === 'string' ? [value] : value),
-    z.array(z.string({ error: 'must be a stored secret' }), { error: 'must be a stored secret or a list of them' }).min(1, { error: 'must name at least one form' }),
+    z
+      .array(z.string({ error: 'must be a stored secret' }), { error: 'must be a stored secret or a list of them' })
+      .min(1, { error: 'must name at least one form' }),
   )
   .transform((texts, ctx) => {
     const forms: StoredSecret[] = [];
     texts.forEach((text, index) => {
       const form = parseStoredSecret(text);
       if (typeof form === 'string') ctx.addIssue({ code: 'custom', path: [index], message: form });
-      else if (forms.some((other) => other.scheme === form.scheme)) ctx.addIssue({ code: 'custom', path: [index], message: `a second {${form.scheme}} form` });
+      else if (forms.some((other) => other.scheme === form.scheme))
+        ctx.addIssue({ code: 'custom', path: [index], message: `a second {${form.scheme}} form` });
       else forms.push(form);
     });
     return forms;
@@ -187,17 +192,24 @@ const addressOrAccount = z.union([z.boolean(), z.string().regex(/^[^@\s<>]+@[^@\
 
 const deviceSchema = z.strictObject({
   username: nonEmpty.optional(),
-  auth: z.enum(['required', 'none'], { error: (iss) => `unknown auth mode ${quoted(iss.input)} (use required or none)` }).default('required'),
+  auth: z
+    .enum(['required', 'none'], { error: (iss) => `unknown auth mode ${quoted(iss.input)} (use required or none)` })
+    .default('required'),
   ...secretSources,
   secret: storedSecrets.optional(),
   generate_password: z.boolean({ error: 'must be true or false' }).default(false),
   mechanisms: z
-    .array(z.enum(DEVICE_MECHANISMS, { error: (iss) => `unknown mechanism ${quoted(iss.input)}` }), { error: 'must be a list of mechanisms' })
+    .array(z.enum(DEVICE_MECHANISMS, { error: (iss) => `unknown mechanism ${quoted(iss.input)}` }), {
+      error: 'must be a list of mechanisms',
+    })
     .min(1, { error: 'must name at least one mechanism' })
     .default(['PLAIN', 'LOGIN', 'CRAM-MD5']),
   networks: z.array(cidr, { error: 'must be a list of networks' }).min(1, { error: 'must name at least one network' }).optional(),
   senders: z.array(addressRule, { error: 'must be a list of addresses' }).min(1, { error: 'must name at least one sender' }),
-  recipients: z.array(addressRule, { error: 'must be a list of addresses' }).min(1, { error: 'must name at least one recipient' }).optional(),
+  recipients: z
+    .array(addressRule, { error: 'must be a list of addresses' })
+    .min(1, { error: 'must name at least one recipient' })
+    .optional(),
   upstream: nonEmpty,
   rewrite_sender: addressOrAccount.default(false),
   rewrite_from: addressOrAccount.default(false),
@@ -230,7 +242,9 @@ const alertSchema = z.strictObject({
 });
 
 const logSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { error: (iss) => `unknown log level ${quoted(iss.input)}` }).default('info'),
+  level: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { error: (iss) => `unknown log level ${quoted(iss.input)}` })
+    .default('info'),
 });
 
 export const configSchema = z
@@ -267,22 +281,44 @@ export const configSchema = z
       }
       for (const key of ['rewrite_sender', 'rewrite_from'] as const) {
         if (device[key] === true && config.upstreams[device.upstream]?.type === 'directory') {
-          ctx.addIssue({ code: 'custom', path: at(key), message: `true means the upstream account, and upstream ${quoted(device.upstream)} has none: give an address` });
+          ctx.addIssue({
+            code: 'custom',
+            path: at(key),
+            message: `true means the upstream account, and upstream ${quoted(device.upstream)} has none: give an address`,
+          });
         }
       }
       const sources = (['password', 'password_env', 'password_file', 'secret'] as const).filter((key) => device[key] !== undefined);
       if (device.max_size !== undefined && device.max_size > config.max_message_size) {
-        ctx.addIssue({ code: 'custom', path: at('max_size'), message: `must not exceed max_message_size (${config.max_message_size} bytes)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('max_size'),
+          message: `must not exceed max_message_size (${config.max_message_size} bytes)`,
+        });
       }
       if (device.allow_cleartext_auth && device.min_tls) {
-        ctx.addIssue({ code: 'custom', path: at('allow_cleartext_auth'), message: 'contradicts min_tls: a device cannot both need TLS and authenticate without it' });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('allow_cleartext_auth'),
+          message: 'contradicts min_tls: a device cannot both need TLS and authenticate without it',
+        });
       }
       if (device.allow_cleartext_auth && !config.listen.some((listener) => listener.allow_cleartext_auth)) {
-        ctx.addIssue({ code: 'custom', path: at('allow_cleartext_auth'), message: 'no listener has allow_cleartext_auth: true, so this device could never use it' });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('allow_cleartext_auth'),
+          message: 'no listener has allow_cleartext_auth: true, so this device could never use it',
+        });
       }
       if (device.auth === 'none') {
-        if (sources.length > 0) ctx.addIssue({ code: 'custom', path: at(sources[0]), message: 'a device with auth: none takes no password' });
-        if (!device.networks) ctx.addIssue({ code: 'custom', path: at('networks'), message: 'a device with auth: none needs networks: it is identified by address alone' });
+        if (sources.length > 0)
+          ctx.addIssue({ code: 'custom', path: at(sources[0]), message: 'a device with auth: none takes no password' });
+        if (!device.networks)
+          ctx.addIssue({
+            code: 'custom',
+            path: at('networks'),
+            message: 'a device with auth: none needs networks: it is identified by address alone',
+          });
         device.networks?.forEach((network, index) => {
           if (device.allow_wide_networks || isLanSized(parseNetwork(network))) return;
           ctx.addIssue({
@@ -294,7 +330,11 @@ export const configSchema = z
         continue;
       }
       if (sources.length !== 1) {
-        ctx.addIssue({ code: 'custom', path: sources.length ? at(sources[1]) : ['devices', name], message: 'give exactly one of password, password_env, password_file, secret' });
+        ctx.addIssue({
+          code: 'custom',
+          path: sources.length ? at(sources[1]) : ['devices', name],
+          message: 'give exactly one of password, password_env, password_file, secret',
+        });
       }
       if (device.secret) {
         const served = new Set(device.secret.flatMap((form) => SCHEME_MECHANISMS[form.scheme]));
@@ -308,18 +348,31 @@ export const configSchema = z
         }
       }
       if (device.generate_password && !device.password_file) {
-        ctx.addIssue({ code: 'custom', path: at('generate_password'), message: 'generate_password needs password_file (where to keep it)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('generate_password'),
+          message: 'generate_password needs password_file (where to keep it)',
+        });
       }
       const username = (device.username ?? name).toLowerCase();
       const other = usernames.get(username);
-      if (other) ctx.addIssue({ code: 'custom', path: at('username'), message: `username ${quoted(username)} is already used by device ${quoted(other)}` });
+      if (other)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('username'),
+          message: `username ${quoted(username)} is already used by device ${quoted(other)}`,
+        });
       usernames.set(username, name);
     }
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       if (upstream.type !== 'smtp') continue;
       const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => upstream.auth[key] !== undefined);
       if (sources.length !== 1) {
-        ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'auth'], message: 'give exactly one of password, password_env, password_file' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', name, 'auth'],
+          message: 'give exactly one of password, password_env, password_file',
+        });
       }
     }
     if (config.alert && !config.alert.command && !config.alert.webhook) {

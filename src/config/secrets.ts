@@ -62,7 +62,10 @@ export async function resolveSecrets(
     if (equivalent.length === 0) continue;
     const schemes = equivalent.map((form) => `{${form.scheme}}`).join(' and ');
     result.warnings.push(
-      locate.issue(['devices', name, 'secret'], `${schemes} form in a config file readable by group or others (mode ${mode}) logs in as this device; chmod 600 the file`),
+      locate.issue(
+        ['devices', name, 'secret'],
+        `${schemes} form in a config file readable by group or others (mode ${mode}) logs in as this device; chmod 600 the file`,
+      ),
     );
   }
 

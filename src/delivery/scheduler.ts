@@ -11,9 +11,7 @@ export interface DeviceHold {
 
 /** What the device should hear about a message it just handed over. */
 export type Verdict =
-  | { status: 'delivered'; response: string }
-  | { status: 'refused'; code: number; response: string }
-  | { status: 'queued'; id: string };
+  { status: 'delivered'; response: string } | { status: 'refused'; code: number; response: string } | { status: 'queued'; id: string };
 
 /** A message waiting for its next attempt: enough to pick it without reading the spool. */
 interface Due {
@@ -57,7 +55,10 @@ export class Scheduler {
     const pending = await this.scan();
     if (pending > 0) this.logger.info({ messages: pending }, 'resuming queued messages');
     // A safety net under the queue tools' kick: files changed by hand are noticed within a minute.
-    this.rescanTimer = setInterval(() => void this.scan().catch((err: Error) => this.logger.error({ err: err.message }, 'spool scan failed')), 60_000);
+    this.rescanTimer = setInterval(
+      () => void this.scan().catch((err: Error) => this.logger.error({ err: err.message }, 'spool scan failed')),
+      60_000,
+    );
     this.rescanTimer.unref();
   }
 
@@ -191,7 +192,10 @@ export class Scheduler {
       .then((message) => (message ? this.attempt(message, lane) : ({ status: 'queued', id } as const)))
       .then((verdict) => report?.(verdict))
       .catch((err: Error) => {
-        this.logger.error({ queue_id: id, device: fresh?.envelope.device ?? waiting?.device, err: err.message }, 'delivery attempt crashed');
+        this.logger.error(
+          { queue_id: id, device: fresh?.envelope.device ?? waiting?.device, err: err.message },
+          'delivery attempt crashed',
+        );
         if (waiting ?? fresh) this.due.set(id, { ...(waiting ?? dueOf(fresh!, 0)), at: Date.now() + this.settings.retry_initial });
         report?.({ status: 'queued', id });
       })
@@ -226,7 +230,11 @@ export class Scheduler {
         result = {
           response: failure.message,
           accepted: [],
-          refused: pending.map((address) => ({ address, code: failure.kind === 'permanent' ? (failure.code ?? 550) : undefined, response: failure.message })),
+          refused: pending.map((address) => ({
+            address,
+            code: failure.kind === 'permanent' ? (failure.code ?? 550) : undefined,
+            response: failure.message,
+          })),
         };
         this.noteLaneFailure(lane, failure);
       }
@@ -264,7 +272,10 @@ export class Scheduler {
       }
       const next = Date.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
       state.nextAttemptAt = new Date(next).toISOString();
-      this.logger.warn({ ...context, to: temporary.map((r) => r.address), response: state.lastError, delay_ms, next_attempt: state.nextAttemptAt }, 'deferred');
+      this.logger.warn(
+        { ...context, to: temporary.map((r) => r.address), response: state.lastError, delay_ms, next_attempt: state.nextAttemptAt },
+        'deferred',
+      );
       if (await this.spool.saveState(message)) this.due.set(message.id, dueOf(message, next));
       return queued;
     } finally {

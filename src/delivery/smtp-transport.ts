@@ -5,7 +5,14 @@ import SMTPConnection, { type SMTPConnectionSendInfo } from 'nodemailer/lib/smtp
 import type { SmtpUpstream } from '../config/schema.js';
 import { DeliveryFailure, type Accepted, type DeliveryEnvelope, type Transport } from './transport.js';
 
-type SmtpError = Error & { code?: string; command?: string; responseCode?: number; response?: string; rejectedErrors?: SmtpError[]; recipient?: string };
+type SmtpError = Error & {
+  code?: string;
+  command?: string;
+  responseCode?: number;
+  response?: string;
+  rejectedErrors?: SmtpError[];
+  recipient?: string;
+};
 
 /** nodemailer's codes for replies about the message itself (MAIL, RCPT, DATA). */
 const MESSAGE_ERRORS = new Set(['EENVELOPE', 'EMESSAGE']);
@@ -184,7 +191,11 @@ export class SmtpTransport implements Transport {
 }
 
 function refusals(errors: SmtpError[] | undefined) {
-  return (errors ?? []).map((err) => ({ address: err.recipient ?? '', code: err.responseCode, response: (err.response ?? err.message).trim() }));
+  return (errors ?? []).map((err) => ({
+    address: err.recipient ?? '',
+    code: err.responseCode,
+    response: (err.response ?? err.message).trim(),
+  }));
 }
 
 function toFailure(err: SmtpError | DeliveryFailure): DeliveryFailure {

@@ -33,9 +33,22 @@ export async function loadOrCreateCertificate(certFile: string, keyFile: string,
     await mkdir(dirname(keyFile), { recursive: true });
     try {
       await run('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650',
-        '-subj', `/CN=${hostname}`, '-addext', `subjectAltName=DNS:${hostname}`,
-        '-keyout', keyFile, '-out', certFile,
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '3650',
+        '-subj',
+        `/CN=${hostname}`,
+        '-addext',
+        `subjectAltName=DNS:${hostname}`,
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
       ]);
     } catch (err) {
       throw new Error(`could not create a self-signed certificate with openssl: ${(err as Error).message.split('\n')[0]}`);

@@ -4,7 +4,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from '../observe/logger.js';
 import type { BridgeAuthHandler } from './sasl/authentication.js';
-import { DigestMd5Exchange, type SaslChannel } from './sasl/digest-md5.js';
+import { DigestMd5Exchange, type SaslChannel } from './sasl/digest-md5-exchange.js';
 import { withoutEncodedLineEnd } from './sasl/sloppy-response.js';
 import { repairAddressCommand } from './sloppy-address.js';
 
@@ -81,14 +81,20 @@ export class BridgeConnection extends SMTPConnection {
       return new DigestMd5Exchange(this.saslChannel(), this.settings).start(args, callback);
     }
     const initial = args.length === 1 ? this.tidySaslResponse(method, args[0]) : undefined;
-    super.handler_AUTH(initial === undefined ? command : Buffer.from(`AUTH ${method} ${initial}`), this.tidyingNextResponse(method, callback));
+    super.handler_AUTH(
+      initial === undefined ? command : Buffer.from(`AUTH ${method} ${initial}`),
+      this.tidyingNextResponse(method, callback),
+    );
   }
 
   /** The response without an encoded trailing line end (see sloppy-response.ts), logged at debug when it had one. */
   private tidySaslResponse(method: string, response: string): string | undefined {
     const tidy = withoutEncodedLineEnd(response);
     if (tidy !== undefined) {
-      this.settings.logger.debug({ client_ip: this.remoteAddress, sasl_method: method.toUpperCase(), sloppy: 'line end inside a base64 SASL response' }, 'accepted sloppy input');
+      this.settings.logger.debug(
+        { client_ip: this.remoteAddress, sasl_method: method.toUpperCase(), sloppy: 'line end inside a base64 SASL response' },
+        'accepted sloppy input',
+      );
     }
     return tidy;
   }

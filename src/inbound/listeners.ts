@@ -75,7 +75,11 @@ export class Inbound {
       });
       await new Promise<void>((resolve, reject) => {
         const onError = (err: NodeJS.ErrnoException) =>
-          reject(new Error(`cannot listen on ${listener.address}:${listener.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`));
+          reject(
+            new Error(
+              `cannot listen on ${listener.address}:${listener.port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
+            ),
+          );
         server.server.once('error', onError);
         server.listen({ port: listener.port, host: listener.address }, () => {
           server.server.off('error', onError);
@@ -86,8 +90,18 @@ export class Inbound {
       const address = server.server.address();
       const port = typeof address === 'object' && address ? address.port : listener.port;
       running.push({ address: listener.address, port, tls: listener.tls });
-      const fields = { address: listener.address, port, tls: listener.tls, min_version: this.options.tls.minVersion, cleartext_auth: listener.allow_cleartext_auth };
-      if (listener.allow_cleartext_auth) logger.warn(fields, 'listener allows AUTH without TLS to devices with allow_cleartext_auth: their passwords cross the LAN in the clear');
+      const fields = {
+        address: listener.address,
+        port,
+        tls: listener.tls,
+        min_version: this.options.tls.minVersion,
+        cleartext_auth: listener.allow_cleartext_auth,
+      };
+      if (listener.allow_cleartext_auth)
+        logger.warn(
+          fields,
+          'listener allows AUTH without TLS to devices with allow_cleartext_auth: their passwords cross the LAN in the clear',
+        );
       else logger.info(fields, 'listening');
     }
     return running;

@@ -1,10 +1,5 @@
 import type tls from 'node:tls';
-import type {
-  SMTPServerAddress,
-  SMTPServerAuthenticationResponse,
-  SMTPServerDataStream,
-  SMTPServerSession,
-} from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { formatRate } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
 import type { AuthRefusal } from '../policy/authenticator.js';
@@ -29,7 +24,8 @@ const AUTH_FAILED = '5.7.8 Authentication credentials invalid';
 /** What a refused AUTH hears: one 535 for everything about the credentials, so the reply never tells an attacker which part was right. */
 function authRefusalReply(reason: AuthRefusal): SMTPServerAuthenticationResponse {
   if (reason === 'locked-out') return { responseCode: 454, message: '4.7.0 Too many failed authentications, try again later' };
-  if (reason === 'cleartext-not-allowed') return { responseCode: 538, message: '5.7.11 Encryption required for requested authentication mechanism' };
+  if (reason === 'cleartext-not-allowed')
+    return { responseCode: 538, message: '5.7.11 Encryption required for requested authentication mechanism' };
   return { responseCode: 535, message: AUTH_FAILED };
 }
 
@@ -60,8 +56,18 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
   };
 
   /** Refuses an envelope address with the reply for the rule it broke, logging the device and the rule. */
-  const refuseAddress = (role: 'sender' | 'recipient', address: string, session: SMTPServerSession, device: DevicePolicy, rule: string, reply: ReplyError) => {
-    logger.warn({ device: device.name, client_ip: session.remoteAddress, [role === 'sender' ? 'from' : 'to']: address, rule }, `${role} refused`);
+  const refuseAddress = (
+    role: 'sender' | 'recipient',
+    address: string,
+    session: SMTPServerSession,
+    device: DevicePolicy,
+    rule: string,
+    reply: ReplyError,
+  ) => {
+    logger.warn(
+      { device: device.name, client_ip: session.remoteAddress, [role === 'sender' ? 'from' : 'to']: address, rule },
+      `${role} refused`,
+    );
     return reply;
   };
 
@@ -88,7 +94,11 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       callback();
     },
 
-    onAuth(auth: BridgeAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: BridgeAuthResponse) => void) {
+    onAuth(
+      auth: BridgeAuthentication,
+      session: SMTPServerSession,
+      callback: (err: Error | null | undefined, response?: BridgeAuthResponse) => void,
+    ) {
       const attempt = toAttempt(auth);
       if (!attempt) return callback(null, { message: AUTH_FAILED, responseCode: 535 });
       const known = factsOf(session);
@@ -118,16 +128,45 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       const known = factsOf(session);
       // Devices that AUTH met min_tls then; one known by its address alone meets it here.
       if (!session.user && !device.acceptsTls(known.tls)) {
-        return callback(refuseAddress('sender', from, session, device, 'min_tls', new ReplyError(530, `5.7.0 This device must use ${device.minTls} or later`)));
+        return callback(
+          refuseAddress(
+            'sender',
+            from,
+            session,
+            device,
+            'min_tls',
+            new ReplyError(530, `5.7.0 This device must use ${device.minTls} or later`),
+          ),
+        );
       }
       if (!device.senders.allows(from)) {
-        return callback(refuseAddress('sender', from, session, device, 'senders', new ReplyError(550, `5.7.1 Sender <${from}> not allowed for this device`)));
+        return callback(
+          refuseAddress(
+            'sender',
+            from,
+            session,
+            device,
+            'senders',
+            new ReplyError(550, `5.7.1 Sender <${from}> not allowed for this device`),
+          ),
+        );
       }
       const declared = Number(address.args ? address.args.SIZE : undefined);
       if (device.maxSize !== undefined && declared > device.maxSize) {
-        return callback(refuseAddress('sender', from, session, device, 'max_size', new ReplyError(552, `5.3.4 Message size exceeds fixed maximum message size ${device.maxSize} for this device`)));
+        return callback(
+          refuseAddress(
+            'sender',
+            from,
+            session,
+            device,
+            'max_size',
+            new ReplyError(552, `5.3.4 Message size exceeds fixed maximum message size ${device.maxSize} for this device`),
+          ),
+        );
       }
-      callback(refusalFor(budgets.admitMessage(device, { clientIp: session.remoteAddress, saslUsername: known.saslUsername }), device, session));
+      callback(
+        refusalFor(budgets.admitMessage(device, { clientIp: session.remoteAddress, saslUsername: known.saslUsername }), device, session),
+      );
     },
 
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
@@ -135,10 +174,28 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       if (!device) return callback(new ReplyError(530, '5.7.0 Authentication required'));
       const to = address.address;
       if (!device.recipients.allows(to)) {
-        return callback(refuseAddress('recipient', to, session, device, 'recipients', new ReplyError(550, `5.7.1 Recipient <${to}> not allowed for this device`)));
+        return callback(
+          refuseAddress(
+            'recipient',
+            to,
+            session,
+            device,
+            'recipients',
+            new ReplyError(550, `5.7.1 Recipient <${to}> not allowed for this device`),
+          ),
+        );
       }
       if (device.maxRecipients !== undefined && session.envelope.rcptTo.length >= device.maxRecipients) {
-        return callback(refuseAddress('recipient', to, session, device, 'max_recipients', new ReplyError(452, `4.5.3 Too many recipients for this device (at most ${device.maxRecipients})`)));
+        return callback(
+          refuseAddress(
+            'recipient',
+            to,
+            session,
+            device,
+            'max_recipients',
+            new ReplyError(452, `4.5.3 Too many recipients for this device (at most ${device.maxRecipients})`),
+          ),
+        );
       }
       callback(refusalFor(budgets.admitRecipient(device), device, session));
     },
@@ -178,7 +235,10 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
           if (limited.exceeded) {
             await spooled.discard();
             const rule = sizeLimit < maxMessageSize ? 'max_size' : 'max_message_size';
-            logger.warn({ queue_id: spooled.queueId, device: device.name, client_ip: session.remoteAddress, rule, limit: sizeLimit }, 'message over size limit');
+            logger.warn(
+              { queue_id: spooled.queueId, device: device.name, client_ip: session.remoteAddress, rule, limit: sizeLimit },
+              'message over size limit',
+            );
             return callback(new ReplyError(552, `5.3.4 Message exceeds fixed maximum message size ${sizeLimit}`));
           }
           const reply = await spooled.release();
@@ -190,7 +250,8 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
           stream.unpipe(limited);
           stream.resume();
           callback(err instanceof ReplyError ? err : new ReplyError(451, '4.3.0 Local error in processing'));
-          if (!(err instanceof ReplyError)) logger.error({ err, device: device.name, client_ip: session.remoteAddress }, 'message not accepted');
+          if (!(err instanceof ReplyError))
+            logger.error({ err, device: device.name, client_ip: session.remoteAddress }, 'message not accepted');
         });
     },
   };

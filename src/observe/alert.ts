@@ -60,7 +60,12 @@ function runCommand(command: string, event: AlertEvent, body: string, timeout: n
     child.once('error', reject);
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new Error(`command ${signal ? `killed by ${signal}` : `exited ${code}`}${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`));
+      else
+        reject(
+          new Error(
+            `command ${signal ? `killed by ${signal}` : `exited ${code}`}${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`,
+          ),
+        );
     });
   });
 }

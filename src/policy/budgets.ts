@@ -6,7 +6,8 @@ import type { FreezeRecord, FreezeStore } from './freeze-store.js';
 import { SlidingWindow } from './sliding-window.js';
 
 /** Whether a device may go on: yes, not now (over a budget), or not until the operator says so (frozen). */
-export type Admission = { ok: true } | { ok: false; refusal: 'over-budget'; rule: 'messages' | 'recipients'; limit: Rate } | { ok: false; refusal: 'frozen' };
+export type Admission =
+  { ok: true } | { ok: false; refusal: 'over-budget'; rule: 'messages' | 'recipients'; limit: Rate } | { ok: false; refusal: 'frozen' };
 
 /** Who is sending, for the freeze record and the alert. */
 export interface Sender {

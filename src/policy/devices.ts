@@ -1,7 +1,15 @@
-import { LAN_NETWORKS, TLS_VERSIONS, type Config, type Device, type DeviceMechanism, type Rate, type TlsVersion } from '../config/schema.js';
+import {
+  LAN_NETWORKS,
+  TLS_VERSIONS,
+  type Config,
+  type Device,
+  type DeviceMechanism,
+  type Rate,
+  type TlsVersion,
+} from '../config/schema.js';
 import { AddressRules } from './addresses.js';
-import { credentialFor, secretsEqual, type Credential } from './credentials.js';
-import { digestMd5Rspauth, verifyDigestMd5, type DigestMd5Response } from './digest-md5.js';
+import { credentialFor, secretsEqual, type Credential } from '../auth/credentials.js';
+import { digestMd5Rspauth, verifyDigestMd5, type DigestMd5Response } from '../auth/digest-md5-math.js';
 import { NetworkList } from './networks.js';
 
 /** What a device proved about itself in one AUTH exchange, as the inbound stage received it. */

@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { removeFileDurably, writeFileDurably } from '../storage/durable-file.js';
+import { removeFileDurably, writeFileDurably } from '../spool/durable-file.js';
 
 /** Why and when a device was frozen, as kept on disk and shown by `device list`. */
 export interface FreezeRecord {

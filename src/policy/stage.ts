@@ -22,7 +22,10 @@ export async function openPolicy(config: Config, logger: Logger): Promise<Policy
   await freezes.init();
   // A freeze outlives restarts; say so at every start until someone clears it.
   for (const record of await freezes.list()) {
-    logger.warn({ device: record.device, frozen_at: record.frozen_at, reason: record.reason }, 'device is frozen: AUTH refused, queued messages held');
+    logger.warn(
+      { device: record.device, frozen_at: record.frozen_at, reason: record.reason },
+      'device is frozen: AUTH refused, queued messages held',
+    );
   }
   return {
     devices,

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, writevSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
-import { fsyncFd, writeAll } from '../storage/durable-file.js';
+import { fsyncFd, writeAll } from './durable-file.js';
 import { noteStreamed } from './stream-memory.js';
 
 /**

@@ -4,7 +4,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { syncDirectory, unlinkIfPresent, writeFileDurably } from '../storage/durable-file.js';
+import { syncDirectory, unlinkIfPresent, writeFileDurably } from './durable-file.js';
 import { MessageBodyReader, MessageFileWriter, readRecordLine } from './message-file.js';
 
 /** Who sent a message and where it goes, fixed when the device finished DATA. */

@@ -12,11 +12,21 @@ import { runInNewContext } from 'node:vm';
  */
 const COLLECT_EVERY = 4 * 1024 * 1024;
 
-setFlagsFromString('--expose-gc');
-const collect = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
+let collect: ((options: { type: 'minor' | 'major' }) => void) | undefined;
 let streamed = 0;
 
+/**
+ * Turns the collections on. It changes a process-wide V8 flag, so the bridge
+ * asks for it once at start instead of every importer getting it as a side effect.
+ */
+export function collectStreamedMemory(): void {
+  if (collect) return;
+  setFlagsFromString('--expose-gc');
+  collect = runInNewContext('gc') as typeof collect;
+}
+
 export function noteStreamed(bytes: number): void {
+  if (!collect) return;
   streamed += bytes;
   if (streamed < COLLECT_EVERY) return;
   streamed = 0;

@@ -84,7 +84,13 @@ export function cramMd5Response(username: string, password: string, challengeB64
  * base64 challenge, and the rspauth the server must answer with. Written
  * apart from the bridge's own code, for the clients that have no DIGEST-MD5.
  */
-export function digestMd5Answer(username: string, password: string, challengeB64: string, host: string, authzid?: string): { response: string; rspauth: string } {
+export function digestMd5Answer(
+  username: string,
+  password: string,
+  challengeB64: string,
+  host: string,
+  authzid?: string,
+): { response: string; rspauth: string } {
   const challenge = Buffer.from(challengeB64, 'base64').toString('utf8');
   const directive = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(challenge)?.[1] ?? '';
   const [realm, nonce] = [directive('realm'), directive('nonce')];
@@ -92,7 +98,12 @@ export function digestMd5Answer(username: string, password: string, challengeB64
   const uri = `smtp/${host}`;
   const md5 = (data: Buffer | string) => createHash('md5').update(data).digest();
   const hex = (data: Buffer | string) => md5(data).toString('hex');
-  const ha1 = hex(Buffer.concat([md5(`${username}:${realm}:${password}`), Buffer.from(`:${nonce}:${cnonce}${authzid === undefined ? '' : `:${authzid}`}`)]));
+  const ha1 = hex(
+    Buffer.concat([
+      md5(`${username}:${realm}:${password}`),
+      Buffer.from(`:${nonce}:${cnonce}${authzid === undefined ? '' : `:${authzid}`}`),
+    ]),
+  );
   const kd = (a2: string) => hex(`${ha1}:${nonce}:00000001:${cnonce}:auth:${hex(a2)}`);
   const fields = `username="${username}",realm="${realm}",nonce="${nonce}",cnonce="${cnonce}",nc=00000001,qop=auth,digest-uri="${uri}"`;
   const response = `${fields},response=${kd(`AUTHENTICATE:${uri}`)},charset=utf-8${authzid === undefined ? '' : `,authzid="${authzid}"`}`;
@@ -111,7 +122,13 @@ export function advertisedMechanisms(ehlo: string): string[] {
   const mechanisms: string[] = [];
   for (const line of ehlo.split(/\r?\n/)) {
     const m = /^(?:\d{3}[- ])?AUTH[\s=](.*)$/i.exec(line);
-    if (m) mechanisms.push(...m[1].toUpperCase().split(/[\s=]+/).filter(Boolean));
+    if (m)
+      mechanisms.push(
+        ...m[1]
+          .toUpperCase()
+          .split(/[\s=]+/)
+          .filter(Boolean),
+      );
   }
   return mechanisms;
 }
@@ -490,7 +507,8 @@ export async function opensslClient(opts: OpensslOptions): Promise<OpensslResult
         const answer = digestMd5Answer(username, password, challenge.text.trim(), opts.host);
         send(answer.response, '<digest-md5 response>');
         const proof = await expect(334);
-        if (Buffer.from(proof.text.trim(), 'base64').toString() !== `rspauth=${answer.rspauth}`) throw new SessionEnd(null, 'server rspauth does not match');
+        if (Buffer.from(proof.text.trim(), 'base64').toString() !== `rspauth=${answer.rspauth}`)
+          throw new SessionEnd(null, 'server rspauth does not match');
         send('');
       }
       await expect(235);
@@ -542,7 +560,9 @@ export async function opensslClient(opts: OpensslOptions): Promise<OpensslResult
 export async function swaks(opts: ClientOptions): Promise<ClientResult> {
   rejectForce('swaks', opts);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const body = toBuffer(opts.message).toString('latin1').replace(/\r?\n$/, '');
+  const body = toBuffer(opts.message)
+    .toString('latin1')
+    .replace(/\r?\n$/, '');
   const args = ['--server', opts.host, '--port', String(opts.port), '--helo', EHLO_NAME];
   // Half the whole bound per command, so a stalled server is reported by swaks before the kill.
   args.push('--timeout', String(Math.max(1, Math.floor(timeoutMs / 2000))));
@@ -612,9 +632,7 @@ export async function curlClient(opts: ClientOptions): Promise<ClientResult> {
   }
   args.push('--mail-from', opts.from, ...opts.to.flatMap((r) => ['--mail-rcpt', r]));
 
-  const run = await withTempFile(toBuffer(opts.message), (file) =>
-    runProcess('curl', [...args, '--upload-file', file], '', timeoutMs),
-  );
+  const run = await withTempFile(toBuffer(opts.message), (file) => runProcess('curl', [...args, '--upload-file', file], '', timeoutMs));
   const transcript = run.stderr + run.stdout;
   return {
     ok: run.exitCode === 0,
@@ -657,7 +675,11 @@ export async function msmtpClient(opts: ClientOptions): Promise<ClientResult> {
   if (opts.mechanism) {
     const { username, password } = credentials(opts);
     // msmtp takes a password only from a file, a keyring, a prompt or a command.
-    args.push(`--auth=${opts.mechanism.toLowerCase()}`, `--user=${username}`, `--passwordeval=printf '%s' '${password.replace(/'/g, `'\\''`)}'`);
+    args.push(
+      `--auth=${opts.mechanism.toLowerCase()}`,
+      `--user=${username}`,
+      `--passwordeval=printf '%s' '${password.replace(/'/g, `'\\''`)}'`,
+    );
   } else {
     args.push('--auth=off');
   }

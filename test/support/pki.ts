@@ -42,7 +42,12 @@ function openssl(args: string[], cwd: string): Promise<void> {
 // A random serial avoids openssl's .srl bookkeeping file and keeps two PKIs
 // made in the same directory from issuing the same serial.
 function serial(): string {
-  return '0x' + randomBytes(16).toString('hex').replace(/^[89a-f]/, '1');
+  return (
+    '0x' +
+    randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1')
+  );
 }
 
 async function readPair(certFile: string, keyFile: string): Promise<SelfSigned> {
@@ -62,11 +67,26 @@ export async function makePki(dir: string): Promise<Pki> {
 
   await openssl(
     [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', DAYS,
-      '-keyout', caKey, '-out', caFile, '-set_serial', serial(),
-      '-subj', '/CN=smtp-bridge test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      DAYS,
+      '-keyout',
+      caKey,
+      '-out',
+      caFile,
+      '-set_serial',
+      serial(),
+      '-subj',
+      '/CN=smtp-bridge test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ],
     dir,
   );
@@ -86,8 +106,23 @@ export async function makePki(dir: string): Promise<Pki> {
   );
   await openssl(
     [
-      'x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-set_serial', serial(),
-      '-days', DAYS, '-sha256', '-extfile', ext, '-out', certFile,
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      caFile,
+      '-CAkey',
+      caKey,
+      '-set_serial',
+      serial(),
+      '-days',
+      DAYS,
+      '-sha256',
+      '-extfile',
+      ext,
+      '-out',
+      certFile,
     ],
     dir,
   );
@@ -104,10 +139,24 @@ export async function makeSelfSigned(dir: string, name: string): Promise<SelfSig
   const keyFile = path.join(dir, `${name}.key`);
   await openssl(
     [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', DAYS,
-      '-keyout', keyFile, '-out', certFile, '-set_serial', serial(),
-      '-subj', '/CN=localhost',
-      '-addext', `subjectAltName=${SERVER_SAN}`,
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      DAYS,
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-set_serial',
+      serial(),
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      `subjectAltName=${SERVER_SAN}`,
     ],
     dir,
   );

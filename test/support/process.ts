@@ -19,7 +19,12 @@ export interface BridgeProcess {
  * it as another user). Its JSON log lines are collected; it is killed after
  * `lifetimeMs` at the latest.
  */
-export async function spawnBridge(configFile: string, listeners: number, lifetimeMs = 60_000, user?: { uid: number; gid: number }): Promise<BridgeProcess> {
+export async function spawnBridge(
+  configFile: string,
+  listeners: number,
+  lifetimeMs = 60_000,
+  user?: { uid: number; gid: number },
+): Promise<BridgeProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();

@@ -27,7 +27,12 @@ export async function openDataSession(port: number, from: string): Promise<net.S
     replies.splice(0, index + 1);
   };
   await expect('220');
-  for (const [line, code] of [['EHLO raw.test', '250'], [`MAIL FROM:<${from}>`, '250'], ['RCPT TO:<a@example.org>', '250'], ['DATA', '354']]) {
+  for (const [line, code] of [
+    ['EHLO raw.test', '250'],
+    [`MAIL FROM:<${from}>`, '250'],
+    ['RCPT TO:<a@example.org>', '250'],
+    ['DATA', '354'],
+  ]) {
     socket.write(`${line}\r\n`);
     await expect(code);
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-/** The shared known-good SASL computations (../shared/vectors/sasl-vectors.json), typed. */
+/** The known-good SASL computations (test/fixtures/sasl-vectors.json, with their sources), typed. */
 export interface CramMd5Vector {
   username: string;
   password: string;
@@ -26,7 +26,7 @@ export interface DigestMd5Vector {
   client_response_base64: string;
 }
 
-export const saslVectors = JSON.parse(readFileSync(new URL('../../../../shared/vectors/sasl-vectors.json', import.meta.url), 'utf8')) as {
+export const saslVectors = JSON.parse(readFileSync(new URL('../../../test/fixtures/sasl-vectors.json', import.meta.url), 'utf8')) as {
   cram_md5: CramMd5Vector[];
   digest_md5: DigestMd5Vector[];
 };

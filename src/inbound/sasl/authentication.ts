@@ -1,5 +1,5 @@
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerSession } from 'smtp-server';
-import type { DigestMd5Response } from '../../policy/digest-md5.js';
+import type { DigestMd5Response } from '../../auth/digest-md5-math.js';
 
 /** A DIGEST-MD5 exchange that reached its response step with a nonce this connection issued. */
 export interface DigestMd5Authentication {

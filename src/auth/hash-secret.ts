@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { SCHEME_MECHANISMS, type StoredScheme, type StoredSecret } from '../config/stored-secret.js';
+import { SCHEME_MECHANISMS, type StoredScheme, type StoredSecret } from './stored-secret.js';
 import { scryptHash } from './credentials.js';
-import { userRealmPasswordHash } from './digest-md5.js';
+import { userRealmPasswordHash } from './digest-md5-math.js';
 import { hmacMd5Pads, padsToBytes } from './md5-state.js';
 
 /**
@@ -20,7 +20,9 @@ export interface DigestIdentity {
 
 /** The stored schemes that together serve every one of `mechanisms`. */
 export function schemesFor(mechanisms: readonly string[]): StoredScheme[] {
-  return (Object.keys(SCHEME_MECHANISMS) as StoredScheme[]).filter((scheme) => SCHEME_MECHANISMS[scheme].some((m) => mechanisms.includes(m)));
+  return (Object.keys(SCHEME_MECHANISMS) as StoredScheme[]).filter((scheme) =>
+    SCHEME_MECHANISMS[scheme].some((m) => mechanisms.includes(m)),
+  );
 }
 
 /** Makes one stored form of `password`; DIGEST-MD5 needs the identity it will be used with. */

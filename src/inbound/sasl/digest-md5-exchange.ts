@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../observe/logger.js';
-import { digestMd5Challenge, readDigestMd5Response, type DigestMd5Response } from '../../policy/digest-md5.js';
+import { digestMd5Challenge, readDigestMd5Response, type DigestMd5Response } from '../../auth/digest-md5-math.js';
 import type { BridgeAuthHandler } from './authentication.js';
 
 /** What a SASL exchange needs from the connection it runs on. */
@@ -81,17 +81,21 @@ export class DigestMd5Exchange {
       this.channel.send(535, AUTH_FAILED);
       return done();
     }
-    this.settings.authenticate({ method: 'DIGEST-MD5', username: response.username, digest: response }, this.channel.session, (err, verdict) => {
-      if (err || !verdict?.user || !verdict.serverProof) {
-        const code = (err as { responseCode?: number } | null | undefined)?.responseCode ?? verdict?.responseCode ?? 535;
-        this.channel.send(code, err?.message ?? verdict?.message ?? AUTH_FAILED);
-        return done();
-      }
-      const user: unknown = verdict.user;
-      this.channel.send(334, base64(`rspauth=${verdict.serverProof}`));
-      this.channel.onNextLine((final, next) => this.onFinal(final, user, next));
-      done();
-    });
+    this.settings.authenticate(
+      { method: 'DIGEST-MD5', username: response.username, digest: response },
+      this.channel.session,
+      (err, verdict) => {
+        if (err || !verdict?.user || !verdict.serverProof) {
+          const code = (err as { responseCode?: number } | null | undefined)?.responseCode ?? verdict?.responseCode ?? 535;
+          this.channel.send(code, err?.message ?? verdict?.message ?? AUTH_FAILED);
+          return done();
+        }
+        const user: unknown = verdict.user;
+        this.channel.send(334, base64(`rspauth=${verdict.serverProof}`));
+        this.channel.onNextLine((final, next) => this.onFinal(final, user, next));
+        done();
+      },
+    );
   }
 
   /** The client has checked rspauth; RFC 2831 has it answer with an empty line. */
@@ -99,7 +103,10 @@ export class DigestMd5Exchange {
     const text = line.toString('latin1').trim();
     if (text === '*') return this.abort(done);
     if (text !== '') {
-      this.settings.logger.debug({ client_ip: this.channel.session.remoteAddress, sasl_method: 'DIGEST-MD5', sloppy: 'non-empty line after rspauth' }, 'accepted sloppy input');
+      this.settings.logger.debug(
+        { client_ip: this.channel.session.remoteAddress, sasl_method: 'DIGEST-MD5', sloppy: 'non-empty line after rspauth' },
+        'accepted sloppy input',
+      );
     }
     this.channel.authenticated(user);
     this.channel.send(235, '2.7.0 Authentication successful');

@@ -1,7 +1,7 @@
 import { createHash, createHmac, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Device } from '../config/schema.js';
-import { SCRYPT_MAX_MEMORY, type StoredSecret } from '../config/stored-secret.js';
-import { userRealmPasswordHash } from './digest-md5.js';
+import { SCRYPT_MAX_MEMORY, type StoredSecret } from './stored-secret.js';
+import { userRealmPasswordHash } from './digest-md5-math.js';
 import { hmacMd5WithPads, padsFromBytes } from './md5-state.js';
 
 /**
@@ -69,9 +69,7 @@ type ScryptForm = Extract<StoredSecret, { scheme: 'SCRYPT' }>;
 /** Derives the scrypt hash of `password` with the form's parameters and salt; async, so AUTH never blocks the event loop. */
 export function scryptHash(password: string, form: Omit<ScryptForm, 'scheme' | 'hash'>, length: number): Promise<Buffer> {
   const options = { N: 2 ** form.cost, r: form.blockSize, p: form.parallelism, maxmem: SCRYPT_MAX_MEMORY + 1024 * 1024 };
-  return new Promise((resolve, reject) =>
-    scrypt(password, form.salt, length, options, (err, hash) => (err ? reject(err) : resolve(hash))),
-  );
+  return new Promise((resolve, reject) => scrypt(password, form.salt, length, options, (err, hash) => (err ? reject(err) : resolve(hash))));
 }
 
 async function verifyScrypt(form: ScryptForm, candidate: string): Promise<boolean> {

@@ -12,6 +12,7 @@ import type { Logger } from './observe/logger.js';
 import { openPolicy } from './policy/stage.js';
 import { watchKicks } from './spool/signal.js';
 import { SpoolStore } from './spool/store.js';
+import { collectStreamedMemory } from './spool/stream-memory.js';
 
 export interface RunningBridge {
   listeners: RunningListener[];
@@ -20,6 +21,7 @@ export interface RunningBridge {
 
 /** Wires the stages together: the only place that knows all of them. */
 export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
+  collectStreamedMemory();
   const policy = await openPolicy(config, logger);
   const spool = new SpoolStore(config.spool.dir);
   await spool.init();
@@ -34,7 +36,10 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
   // A frozen device's queued messages are held: the freeze store is the scheduler's DeviceHold.
   const scheduler = new Scheduler(spool, transports, config.delivery, logger, policy.freezes);
   await scheduler.start();
-  const kicks = watchKicks(spool.dir, () => void scheduler.kicked().catch((err: Error) => logger.error({ err: err.message }, 'spool scan failed')));
+  const kicks = watchKicks(
+    spool.dir,
+    () => void scheduler.kicked().catch((err: Error) => logger.error({ err: err.message }, 'spool scan failed')),
+  );
 
   const certificate = await loadOrCreateCertificate(config.tls.cert_file, config.tls.key_file, config.hostname);
   if (certificate.generated) logger.info({ cert_file: config.tls.cert_file }, 'created a self-signed certificate');

@@ -37,7 +37,7 @@ const MD5 = (data: Buffer | string): Buffer => createHash('md5').update(data).di
  * client without charset sends). Same per-string choice as Cyrus SASL.
  */
 function hashBytes(value: string): Buffer {
-  return Buffer.from(value, /^[\u0000-\u00ff]*$/.test(value) ? 'latin1' : 'utf8');
+  return Buffer.from(value, /^[^\u0100-\uffff]*$/.test(value) ? 'latin1' : 'utf8');
 }
 
 /** H({ username-value, ":", realm-value, ":", passwd }): the binary MD5 a `secret` may store instead of the password. */
@@ -52,7 +52,9 @@ export function userRealmPasswordHash(username: string, realm: string, password:
  */
 export function digestMd5Ha1Hex(userRealmPass: Buffer, r: DigestMd5Response): string {
   const authzid = r.authzid === undefined ? '' : `:${r.authzid}`;
-  return MD5(Buffer.concat([userRealmPass, Buffer.from(`:${r.nonce}:${r.cnonce}`, 'latin1'), Buffer.from(authzid, 'utf8')])).toString('hex');
+  return MD5(Buffer.concat([userRealmPass, Buffer.from(`:${r.nonce}:${r.cnonce}`, 'latin1'), Buffer.from(authzid, 'utf8')])).toString(
+    'hex',
+  );
 }
 
 /** KD(HEX(H(A1)), nonce:nc:cnonce:qop:HEX(H(A2))). */
