@@ -11,7 +11,7 @@ import { sendOne, type DeviceTiming } from './client.js';
 /**
  * npm run bench: the bridge (its own process) between TLS 1.0 + CRAM-MD5
  * devices and a TLS 1.2 + PLAIN provider (another process), all on
- * loopback. Prints one table. Numbers, never assertions: see README.
+ * loopback. Prints one table. Numbers, never assertions: see bench/README.md.
  */
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);

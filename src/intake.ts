@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { Cleanup } from './cleanup/cleanup.js';
 import type { Scheduler, Verdict } from './delivery/scheduler.js';
-import { ReplyError, type Intake, type Reply, type Submission } from './inbound/submission.js';
+import { refuse, replies } from './inbound/replies.js';
+import type { Intake, Reply } from './inbound/submission.js';
+import type { Arrival, ConnState } from './message.js';
 import type { Logger } from './observe/logger.js';
 import { newQueueId, type SpoolStore } from './spool/store.js';
 
@@ -17,20 +19,17 @@ const STORAGE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS'])
 export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Scheduler, logger: Logger): Intake {
   const storage = new StorageCondition(logger);
   return {
-    async spool(submission: Submission, body: Readable) {
-      const { helo: _helo, esmtp: _esmtp, ...facts } = submission;
-      const envelope = { ...facts, from: cleanup.sender(submission), receivedAt: submission.receivedAt.toISOString() };
-      const id = newQueueId();
-      const { filters, messageId } = cleanup.filters(submission, id, submission.receivedAt);
-      const message = await spool.write(envelope, body, { id, filters, messageId }).then(
+    async spool(arrival: Arrival, body: Readable) {
+      const { conn, envelope } = arrival;
+      const message = await cleanup.enqueue(newQueueId(), arrival, body, spool).then(
         (written) => {
           storage.ok();
           return written;
         },
         (err: NodeJS.ErrnoException) => {
           if (!STORAGE_ERRORS.has(err.code ?? '')) throw err;
-          storage.failed(err, submission);
-          throw new ReplyError(452, '4.3.1 Insufficient system storage');
+          storage.failed(err, conn);
+          throw refuse(replies.storageFull);
         },
       );
       return {
@@ -40,14 +39,14 @@ export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Sch
           logger.info(
             {
               queue_id: message.id,
-              device: submission.device,
-              client_ip: submission.clientIp,
-              tls: submission.tls ?? 'none',
-              cipher: submission.cipher,
-              sasl_method: submission.saslMethod,
-              sasl_username: submission.saslUsername,
-              from: submission.from,
-              to: submission.to,
+              device: conn.device,
+              client_ip: conn.clientIp,
+              tls: conn.tls ?? 'none',
+              cipher: conn.cipher,
+              sasl_method: conn.saslMethod,
+              sasl_username: conn.saslUsername,
+              from: envelope.originalFrom,
+              to: envelope.to,
               size: message.size,
               message_id: message.messageId,
             },
@@ -64,13 +63,11 @@ export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Sch
 function replyFor(verdict: Verdict): Reply {
   switch (verdict.status) {
     case 'delivered':
-      return { code: 250, text: `2.0.0 Relayed: ${verdict.response}` };
-    case 'refused': {
-      const enhanced = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(verdict.response)?.[1] ?? '5.0.0';
-      return { code: 554, text: `${enhanced} Upstream refused the message: ${verdict.response}` };
-    }
+      return replies.relayed(verdict.response);
+    case 'refused':
+      return replies.upstreamRefused(verdict.response);
     case 'queued':
-      return { code: 250, text: `2.0.0 Queued as ${verdict.id}` };
+      return replies.queued(verdict.id);
   }
 }
 
@@ -80,13 +77,10 @@ class StorageCondition {
 
   constructor(private readonly logger: Logger) {}
 
-  failed(err: NodeJS.ErrnoException, submission: Submission): void {
+  failed(err: NodeJS.ErrnoException, conn: ConnState): void {
     if (this.current === err.code) return;
     this.current = err.code;
-    this.logger.error(
-      { device: submission.device, client_ip: submission.clientIp, code: err.code, err: err.message },
-      'spool not writable',
-    );
+    this.logger.error({ device: conn.device, client_ip: conn.clientIp, code: err.code, err: err.message }, 'spool not writable');
   }
 
   ok(): void {

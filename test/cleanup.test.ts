@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { test } from 'node:test';
-import { Cleanup, type ArrivalFacts } from '../src/cleanup/cleanup.js';
+import { Cleanup } from '../src/cleanup/cleanup.js';
 import { displayNameOf, withDisplayName } from '../src/cleanup/from-header.js';
 import { receivedHeader } from '../src/cleanup/received.js';
+import type { Arrival, MessageRecord } from '../src/message.js';
 
 const DATE = new Date('2026-11-23T12:53:25Z');
 const ID = '0MWT9O445323FCD6A11';
@@ -30,15 +31,17 @@ const cleanup = new Cleanup({
   } as never,
 });
 
-const facts = (device = 'doorphone'): ArrivalFacts => ({
-  device,
-  from: 'cam@door.lan',
-  helo: 'vl-swh705',
-  esmtp: true,
-  clientIp: '192.168.1.40',
-  tls: 'TLSv1',
-  cipher: 'ECDHE-RSA-AES256-SHA',
-  saslMethod: 'CRAM-MD5',
+const arrival = (device = 'doorphone'): Arrival => ({
+  conn: {
+    device,
+    helo: 'vl-swh705',
+    esmtp: true,
+    clientIp: '192.168.1.40',
+    tls: 'TLSv1',
+    cipher: 'ECDHE-RSA-AES256-SHA',
+    saslMethod: 'CRAM-MD5',
+  },
+  envelope: { originalFrom: 'cam@door.lan', to: ['owner@example.com'], upstream: 'isp', receivedAt: DATE.toISOString() },
 });
 
 const RECEIVED =
@@ -47,14 +50,19 @@ const RECEIVED =
   `\tid ${ID} (device doorphone, authenticated with CRAM-MD5);\r\n` +
   '\tMon, 23 Nov 2026 12:53:25 +0000\r\n';
 
-async function clean(message: string | string[], device = 'doorphone'): Promise<{ out: string; messageId?: string }> {
-  const { filters, messageId } = cleanup.filters(facts(device), ID, DATE);
-  let stream: NodeJS.ReadableStream = Readable.from(
-    (Array.isArray(message) ? message : [message]).map((part) => Buffer.from(part, 'latin1')),
-  );
-  for (const filter of filters) stream = stream.pipe(filter);
-  const out = (await buffer(stream)).toString('latin1');
-  return { out, messageId: messageId() };
+/** Runs cleanup into a queue writer that keeps the record and the cleaned body in memory. */
+async function clean(
+  message: string | string[],
+  device = 'doorphone',
+): Promise<{ out: string; messageId?: string; record: MessageRecord }> {
+  const body = Readable.from((Array.isArray(message) ? message : [message]).map((part) => Buffer.from(part, 'latin1')));
+  return cleanup.enqueue(ID, arrival(device), body, {
+    async write(_id, record, cleaned) {
+      const out = (await buffer(cleaned)).toString('latin1');
+      const settled = await record;
+      return { out, messageId: settled.messageId, record: settled };
+    },
+  });
 }
 
 test('Received: is prepended; a message with Date and Message-ID is otherwise untouched, byte for byte', async () => {
@@ -102,9 +110,10 @@ test('rewrite_from keeps the display name, quoting it when it needs quotes; the 
     const { out } = await clean(`${head}From: ${from}\r\nSubject: x\r\n\r\nbody\r\n`, 'rewriting');
     assert.equal(out.slice(out.indexOf(head)), `${head}From: ${expected}\r\nSubject: x\r\n\r\nbody\r\n`, from);
   }
-  assert.equal(cleanup.sender(facts('rewriting')), 'account@isp.example');
-  assert.equal(cleanup.sender(facts('fixed')), 'alerts@example.com');
-  assert.equal(cleanup.sender(facts('doorphone')), 'cam@door.lan');
+  const senders = async (device: string) => (await clean(`${head}\r\nx\r\n`, device)).record.envelope;
+  assert.deepEqual(await senders('rewriting'), { ...arrival().envelope, sender: 'account@isp.example' });
+  assert.deepEqual(await senders('fixed'), { ...arrival().envelope, sender: 'alerts@example.com' });
+  assert.deepEqual(await senders('doorphone'), { ...arrival().envelope, sender: 'cam@door.lan' });
   const fixed = await clean(`${head}From: Door <cam@door.lan>\r\n\r\nx\r\n`, 'fixed');
   assert.match(fixed.out, /\r\nFrom: Door <alerts@example\.com>\r\n/);
 });

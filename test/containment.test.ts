@@ -240,8 +240,9 @@ describe('what a device may send', () => {
 
 describe('budgets and the freeze', () => {
   test('over the messages budget: 450 4.7.1 and a warning; within budget again once the window has passed', async () => {
-    const first = Date.now();
     assert.equal((await send('budgeted')).code, 250);
+    // The first message was counted at its MAIL FROM, before this moment: the window runs out 3 s after it at the latest.
+    const first = Date.now();
     assert.equal((await send('budgeted')).code, 250);
     const over = await send('budgeted');
     assert.equal(over.code, 450, over.transcript);
@@ -331,9 +332,9 @@ describe('budgets and the freeze', () => {
         await Promise.all(
           (await readdir(queue))
             .filter((n) => n.endsWith('.msg'))
-            .map(async (n) => JSON.parse((await readFile(join(queue, n), 'utf8')).split('\n')[0]) as { envelope: { device: string } }),
+            .map(async (n) => JSON.parse((await readFile(join(queue, n), 'utf8')).split('\n')[0]) as { conn: { device: string } }),
         )
-      ).filter((record) => record.envelope.device === 'cannon').length;
+      ).filter((record) => record.conn.device === 'cannon').length;
     assert.equal(await cannonIds(), 1);
     const dropped = await cli('device', 'unfreeze', 'cannon', '--drop');
     assert.equal(dropped.code, 0, dropped.stderr);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { after, test } from 'node:test';
-import { SpoolStore, type SpoolEnvelope } from '../src/spool/store.js';
+import type { MessageRecord } from '../src/message.js';
+import { newQueueId, SpoolStore, type SpooledMessage } from '../src/spool/store.js';
 import { syncDirectory } from '../src/spool/durable-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'smtp-bridge-spool-'));
@@ -18,17 +19,22 @@ async function freshStore(): Promise<SpoolStore> {
   return store;
 }
 
-function envelope(to: string[] = ['owner@example.com']): SpoolEnvelope {
+function record(to: string[] = ['owner@example.com'], messageId?: string): MessageRecord {
   return {
-    device: 'doorphone',
-    upstream: 'provider',
-    clientIp: '192.0.2.7',
-    tls: 'TLSv1',
-    from: 'doorphone@example.net',
-    to,
-    receivedAt: new Date().toISOString(),
+    conn: { device: 'doorphone', clientIp: '192.0.2.7', esmtp: true, tls: 'TLSv1' },
+    envelope: {
+      originalFrom: 'doorphone@example.net',
+      sender: 'doorphone@example.net',
+      to,
+      upstream: 'provider',
+      receivedAt: new Date().toISOString(),
+    },
+    messageId,
   };
 }
+
+const write = (store: SpoolStore, body: Readable, stored = record()): Promise<SpooledMessage> =>
+  store.write(newQueueId(), Promise.resolve(stored), body);
 
 const files = (store: SpoolStore, area: string) => readdirSync(join(store.dir, area)).sort();
 
@@ -37,7 +43,7 @@ test('a message is one file: its record line, then the body exactly as given', a
   // Bigger than one 64 KB read on both sides: thousands of recipients, a 200 KB body.
   const recipients = Array.from({ length: 3000 }, (_, i) => `user${i}@example.com`);
   const body = `Subject: big\r\n\r\n${'0123456789abcdef\r\n'.repeat(12_000)}`;
-  const written = await store.write(envelope(recipients), Readable.from([Buffer.from(body)]), { messageId: () => '<m1@test>' });
+  const written = await write(store, Readable.from([Buffer.from(body)]), record(recipients, '<m1@test>'));
   assert.deepEqual(files(store, 'queue'), [`${written.id}.msg`]);
   assert.deepEqual(files(store, 'tmp'), []);
   assert.equal(written.size, body.length);
@@ -52,9 +58,23 @@ test('a message is one file: its record line, then the body exactly as given', a
   assert.equal(await text(store.openBody(written.id)), body);
 });
 
+test('a record that settles after the body has started still heads the file', async () => {
+  const store = await freshStore();
+  const stored = record(['late@example.com'], '<late@test>');
+  let settle!: (stored: MessageRecord) => void;
+  const late = new Promise<MessageRecord>((resolve) => (settle = resolve));
+  const writing = store.write(newQueueId(), late, Readable.from(['Subject: late\r\n', '\r\nbody\r\n']));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(files(store, 'queue'), []);
+  settle(stored);
+  const written = await writing;
+  assert.equal(readFileSync(store.path('queue', written.id, 'msg'), 'latin1'), `${JSON.stringify(stored)}\nSubject: late\r\n\r\nbody\r\n`);
+  assert.equal(written.messageId, '<late@test>');
+});
+
 test('an empty body still gets its record line, and reads back empty', async () => {
   const store = await freshStore();
-  const written = await store.write(envelope(), Readable.from([]));
+  const written = await write(store, Readable.from([]));
   assert.equal((await store.read(written.id))?.size, 0);
   assert.equal(await text(store.openBody(written.id)), '');
 });
@@ -64,14 +84,14 @@ test('a body that breaks off mid-stream leaves no file anywhere', async () => {
   const body = new Readable({ read() {} });
   body.push('Subject: half\r\n\r\nsome');
   setImmediate(() => body.destroy(new Error('device went away')));
-  await assert.rejects(store.write(envelope(), body), /device went away/);
+  await assert.rejects(write(store, body), /device went away/);
   assert.deepEqual(files(store, 'tmp'), []);
   assert.deepEqual(files(store, 'queue'), []);
 });
 
 test('state is kept beside the message only once there is some, and travels with it', async () => {
   const store = await freshStore();
-  const message = await store.write(envelope(), Readable.from(['Subject: x\r\n\r\nbody\r\n']));
+  const message = await write(store, Readable.from(['Subject: x\r\n\r\nbody\r\n']));
   assert.equal(existsSync(store.path('queue', message.id, 'state')), false);
 
   message.state.attempts = 1;
@@ -95,7 +115,7 @@ test('state is kept beside the message only once there is some, and travels with
 
 test('the delivery lock is exclusive, and lets the message go when removed', async () => {
   const store = await freshStore();
-  const { id } = await store.write(envelope(), Readable.from(['Subject: x\r\n\r\n']));
+  const { id } = await write(store, Readable.from(['Subject: x\r\n\r\n']));
   assert.equal(store.lock(id), true);
   assert.equal(store.lock(id), false);
   assert.equal(store.isLocked(id), true);
@@ -108,7 +128,7 @@ test('the delivery lock is exclusive, and lets the message go when removed', asy
 
 test('sweep removes crash debris and keeps every complete message', async () => {
   const store = await freshStore();
-  const kept = await store.write(envelope(), Readable.from(['Subject: keep\r\n\r\n']));
+  const kept = await write(store, Readable.from(['Subject: keep\r\n\r\n']));
   await store.saveState(kept);
   writeFileSync(join(store.dir, 'tmp', '0MWTDR5URC7569456D0.msg'), 'half');
   writeFileSync(store.path('queue', '0MWTDR5URC7569456D1', 'state'), '{}');

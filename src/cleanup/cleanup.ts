@@ -1,49 +1,44 @@
-import type { Transform } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { Config } from '../config/schema.js';
+import type { Arrival, Envelope, MessageRecord } from '../message.js';
 import { CrlfNormalizer } from './crlf.js';
 import { HeaderCleanup } from './header-cleanup.js';
 import { receivedHeader } from './received.js';
 
-/** What cleanup needs to know about a message as it arrives. */
-export interface ArrivalFacts {
-  device: string;
-  from: string;
-  helo?: string;
-  esmtp: boolean;
-  clientIp: string;
-  tls?: string;
-  cipher?: string;
-  saslMethod?: string;
-}
-
-export interface CleanupFilters {
-  /** Stream filters, in order, between the device's DATA and the spool file. */
-  filters: Transform[];
-  /** The message's Message-ID once the filters have run. */
-  messageId(): string | undefined;
+/** Where cleanup writes the queue file: the spool, seen only through this. */
+export interface QueueWriter<Stored> {
+  /** `record` settles before the first byte of `body` flows. */
+  write(id: string, record: Promise<MessageRecord>, body: Readable): Promise<Stored>;
 }
 
 /**
  * The cleanup stage (Postfix's name): turns what a device sent into what may
- * go to a provider. Line ends become CRLF, trace and missing headers are
- * added, and per device the sender is rewritten to the provider account.
+ * go to a provider, and writes it to the queue. Line ends become CRLF, trace
+ * and missing headers are added, and per device the sender is rewritten to
+ * the provider account.
  */
 export class Cleanup {
   constructor(private readonly config: Pick<Config, 'hostname' | 'devices' | 'upstreams'>) {}
 
-  /** The envelope sender the provider will see. */
-  sender(facts: ArrivalFacts): string {
-    return this.replacement(facts.device, 'rewrite_sender') ?? facts.from;
+  /** Streams the device's DATA through cleanup into queue file `id`, headed by the record the spool keeps. */
+  enqueue<Stored>(id: string, arrival: Arrival, body: Readable, queue: QueueWriter<Stored>): Promise<Stored> {
+    const { conn } = arrival;
+    const date = new Date(arrival.envelope.receivedAt);
+    const envelope: Envelope = { ...arrival.envelope, sender: this.sender(arrival) };
+    const headers = new HeaderCleanup({
+      received: receivedHeader({ ...conn, hostname: this.config.hostname, queueId: id, date }),
+      date,
+      generatedMessageId: `<${id}@${this.config.hostname}>`,
+      fromAddress: this.replacement(conn.device, 'rewrite_from'),
+    });
+    const record = headers.messageId.then((messageId): MessageRecord => ({ conn, envelope, messageId }));
+    // A device that goes away mid-DATA destroys the whole chain, so the queue writer sees the error too.
+    const cleaned = pipeline(body, new CrlfNormalizer(), headers, () => undefined);
+    return queue.write(id, record, cleaned);
   }
 
-  filters(facts: ArrivalFacts, queueId: string, date: Date): CleanupFilters {
-    const headers = new HeaderCleanup({
-      received: receivedHeader({ ...facts, hostname: this.config.hostname, queueId, date }),
-      date,
-      generatedMessageId: `<${queueId}@${this.config.hostname}>`,
-      fromAddress: this.replacement(facts.device, 'rewrite_from'),
-    });
-    return { filters: [new CrlfNormalizer(), headers], messageId: () => headers.messageId };
+  private sender({ conn, envelope }: Arrival): string {
+    return this.replacement(conn.device, 'rewrite_sender') ?? envelope.originalFrom;
   }
 
   private replacement(deviceName: string, key: 'rewrite_sender' | 'rewrite_from'): string | undefined {

@@ -25,8 +25,13 @@ export interface HeaderEdits {
 export class HeaderCleanup extends Transform {
   private head = '';
   private inBody = false;
-  /** The message's Message-ID after cleanup (its own, or the one added). */
-  messageId?: string;
+  private settleMessageId!: (id: string | undefined) => void;
+  /**
+   * The message's Message-ID after cleanup (its own, or the one added);
+   * settled before the first byte leaves, undefined for a header block too
+   * large to edit.
+   */
+  readonly messageId = new Promise<string | undefined>((resolve) => (this.settleMessageId = resolve));
 
   constructor(private readonly edits: HeaderEdits) {
     super();
@@ -39,6 +44,7 @@ export class HeaderCleanup extends Transform {
     if (end !== -1) return callback(null, this.release(this.head.slice(0, end), this.head.slice(end)));
     if (this.head.length > MAX_HEADER_BLOCK) {
       this.inBody = true;
+      this.settleMessageId(undefined);
       const passed = `${this.edits.received}\r\n${this.head}`;
       this.head = '';
       return callback(null, Buffer.from(passed, 'latin1'));
@@ -61,7 +67,7 @@ export class HeaderCleanup extends Transform {
     if (!findField(fields, 'Date')) added.push(`Date: ${rfc5322Date(this.edits.date)}`);
     const messageId = findField(fields, 'Message-ID');
     if (!messageId) added.push(`Message-ID: ${this.edits.generatedMessageId}`);
-    this.messageId = messageId ? unfold(messageId.value) : this.edits.generatedMessageId;
+    this.settleMessageId(messageId ? unfold(messageId.value) : this.edits.generatedMessageId);
     const from = this.edits.fromAddress ? findField(fields, 'From') : undefined;
     if (from) from.value = rewriteFromValue(from.value, this.edits.fromAddress!);
     return Buffer.from(`${added.join('\r\n')}\r\n${formatHeaderBlock(fields)}${rest}`, 'latin1');

@@ -128,7 +128,7 @@ async function list(config: Config, freezes: FreezeStore, spool: SpoolStore, jso
 async function unfreeze(name: string, freezes: FreezeStore, spool: SpoolStore, held: 'release' | 'drop' | undefined): Promise<number> {
   const record = (await freezes.list()).find((r: FreezeRecord) => r.device === name);
   if (!record) throw new Error(`device "${name}" is not frozen`);
-  const messages = (await queuedMessages(spool)).filter((message) => message.envelope.device === name);
+  const messages = (await queuedMessages(spool)).filter((message) => message.conn.device === name);
   if (messages.length > 0 && !held) {
     throw new Error(
       `device "${name}" has ${plural(messages.length, 'queued message')}: add --release to deliver them or --drop to delete them`,
@@ -159,7 +159,7 @@ async function queuedMessages(spool: SpoolStore): Promise<SpooledMessage[]> {
 
 function countByDevice(messages: SpooledMessage[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const message of messages) counts.set(message.envelope.device, (counts.get(message.envelope.device) ?? 0) + 1);
+  for (const message of messages) counts.set(message.conn.device, (counts.get(message.conn.device) ?? 0) + 1);
   return counts;
 }
 

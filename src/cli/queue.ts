@@ -47,52 +47,45 @@ interface ActionContext {
 }
 
 const ACTIONS = {
-  async list({ spool, json }: ActionContext) {
-    const messages = await spool.list('queue');
-    if (json) return print(messages);
-    if (messages.length === 0) return say('queue is empty');
-    printTable(
-      messages,
-      (m) => [
+  list: ({ spool, json }: ActionContext) =>
+    listArea(spool, 'queue', json, {
+      header: ['ID', 'AGE', 'DEVICE', 'FROM', 'TO (PENDING)', 'TRIES', 'NEXT ATTEMPT', 'LAST ERROR'],
+      row: (m) => [
         m.id,
         age(m),
-        m.envelope.device,
-        m.envelope.from || '<>',
+        m.conn.device,
+        m.envelope.sender || '<>',
         pendingOf(m).join(','),
         String(m.state.attempts),
         m.state.attempts ? m.state.nextAttemptAt : 'now',
         m.state.lastError ?? '',
       ],
-      ['ID', 'AGE', 'DEVICE', 'FROM', 'TO (PENDING)', 'TRIES', 'NEXT ATTEMPT', 'LAST ERROR'],
-    );
-    return say(`${messages.length} queued`);
-  },
+      none: 'queue is empty',
+      count: 'queued',
+    }),
 
-  async failed({ spool, json }: ActionContext) {
-    const messages = await spool.list('failed');
-    if (json) return print(messages);
-    if (messages.length === 0) return say('no failed messages');
-    printTable(
-      messages,
-      (m) => [m.id, m.state.failedAt ?? '', m.envelope.device, m.envelope.from || '<>', m.envelope.to.join(','), m.state.reason ?? ''],
-      ['ID', 'FAILED AT', 'DEVICE', 'FROM', 'TO', 'REASON'],
-    );
-    return say(`${messages.length} failed`);
-  },
+  failed: ({ spool, json }: ActionContext) =>
+    listArea(spool, 'failed', json, {
+      header: ['ID', 'FAILED AT', 'DEVICE', 'FROM', 'TO', 'REASON'],
+      row: (m) => [m.id, m.state.failedAt ?? '', m.conn.device, m.envelope.sender || '<>', m.envelope.to.join(','), m.state.reason ?? ''],
+      none: 'no failed messages',
+      count: 'failed',
+    }),
 
   async show({ spool, id, json }: ActionContext) {
     const [area, message] = await find(spool, id!);
     if (json) return print({ area, ...message });
-    const { envelope, state } = message;
+    const { conn, envelope, state } = message;
     const lines: [string, string | number | undefined][] = [
       ['id', message.id],
       ['area', area],
-      ['device', envelope.device],
-      ['client ip', envelope.clientIp],
-      ['tls', envelope.tls ?? 'none'],
-      ['sasl', envelope.saslMethod ? `${envelope.saslMethod} as ${envelope.saslUsername}` : 'none'],
+      ['device', conn.device],
+      ['client ip', conn.clientIp],
+      ['tls', conn.tls ?? 'none'],
+      ['sasl', conn.saslMethod ? `${conn.saslMethod} as ${conn.saslUsername}` : 'none'],
       ['received', envelope.receivedAt],
-      ['from', envelope.from || '<>'],
+      ['from', envelope.originalFrom || '<>'],
+      ['sent as', envelope.sender === envelope.originalFrom ? undefined : envelope.sender || '<>'],
       ['to', envelope.to.join(', ')],
       ['message-id', message.messageId],
       ['size', message.size],
@@ -173,4 +166,18 @@ function print(value: unknown): number {
 function say(line: string): number {
   console.log(line);
   return 0;
+}
+
+/** One area of the spool as a table (or JSON), with a count line. */
+async function listArea(
+  spool: SpoolStore,
+  area: 'queue' | 'failed',
+  json: boolean,
+  view: { header: string[]; row: (message: SpooledMessage) => string[]; none: string; count: string },
+): Promise<number> {
+  const messages = await spool.list(area);
+  if (json) return print(messages);
+  if (messages.length === 0) return say(view.none);
+  printTable(messages, view.row, view.header);
+  return say(`${messages.length} ${view.count}`);
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DirectoryUpstream } from '../config/schema.js';
-import type { Accepted, DeliveryEnvelope, Transport } from './transport.js';
+import type { Accepted, Recipients, Transport } from './transport.js';
 
 /**
  * Capture upstream: writes each message as NAME.eml with its envelope in
@@ -19,12 +19,12 @@ export class DirectoryTransport implements Transport {
     private readonly upstream: DirectoryUpstream,
   ) {}
 
-  async send(envelope: DeliveryEnvelope, body: () => Readable): Promise<Accepted> {
+  async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
     await mkdir(this.upstream.path, { recursive: true });
     const base = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}`;
     const partial = join(this.upstream.path, `.${base}.eml`);
     await pipeline(body(), createWriteStream(partial, { flags: 'wx', flush: true }));
-    await writeFile(join(this.upstream.path, `${base}.json`), JSON.stringify(envelope, null, 2) + '\n');
+    await writeFile(join(this.upstream.path, `${base}.json`), JSON.stringify({ from: envelope.sender, to: envelope.to }, null, 2) + '\n');
     await rename(partial, join(this.upstream.path, `${base}.eml`));
     return { response: `250 2.0.0 captured as ${base}.eml`, accepted: envelope.to, refused: [] };
   }

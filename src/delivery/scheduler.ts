@@ -84,7 +84,7 @@ export class Scheduler {
   submit(message: SpooledMessage): Promise<Verdict> {
     const queued: Verdict = { status: 'queued', id: message.id };
     const lane = this.lane(message.envelope.upstream);
-    if (this.stopping || !this.canStart(lane, message.envelope)) {
+    if (this.stopping || !this.canStart(lane, dueOf(message, 0))) {
       this.due.set(message.id, dueOf(message, Date.now()));
       this.wakeAt(Date.now());
       return Promise.resolve(queued);
@@ -192,10 +192,7 @@ export class Scheduler {
       .then((message) => (message ? this.attempt(message, lane) : ({ status: 'queued', id } as const)))
       .then((verdict) => report?.(verdict))
       .catch((err: Error) => {
-        this.logger.error(
-          { queue_id: id, device: fresh?.envelope.device ?? waiting?.device, err: err.message },
-          'delivery attempt crashed',
-        );
+        this.logger.error({ queue_id: id, device: fresh?.conn.device ?? waiting?.device, err: err.message }, 'delivery attempt crashed');
         if (waiting ?? fresh) this.due.set(id, { ...(waiting ?? dueOf(fresh!, 0)), at: Date.now() + this.settings.retry_initial });
         report?.({ status: 'queued', id });
       })
@@ -208,12 +205,12 @@ export class Scheduler {
   }
 
   private async attempt(message: SpooledMessage, lane: Lane): Promise<Verdict> {
-    const { envelope, state } = message;
+    const { conn, envelope, state } = message;
     const queued: Verdict = { status: 'queued', id: message.id };
     if (!this.spool.lock(message.id)) return queued;
     const started = Date.now();
     const attempt = state.attempts + 1;
-    const context = { queue_id: message.id, device: envelope.device, client_ip: envelope.clientIp, upstream: envelope.upstream, attempt };
+    const context = { queue_id: message.id, device: conn.device, client_ip: conn.clientIp, upstream: envelope.upstream, attempt };
     const done = new Set([...state.delivered, ...state.refused.map((r) => r.address)]);
     const pending = envelope.to.filter((address) => !done.has(address));
     try {
@@ -223,7 +220,7 @@ export class Scheduler {
         if (!transport) throw new DeliveryFailure('temporary', `no upstream named ${envelope.upstream}`);
         // A record edited by hand (or by an older crash) may have nobody left to send to: settle it without a send.
         result = pending.length
-          ? await transport.send({ from: envelope.from, to: pending }, () => this.spool.openBody(message.id))
+          ? await transport.send({ sender: envelope.sender, to: pending }, () => this.spool.openBody(message.id))
           : { response: 'no recipients left', accepted: [], refused: [] };
       } catch (err) {
         const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
@@ -298,5 +295,5 @@ export class Scheduler {
 }
 
 function dueOf(message: SpooledMessage, at: number): Due {
-  return { at, upstream: message.envelope.upstream, device: message.envelope.device };
+  return { at, upstream: message.envelope.upstream, device: message.conn.device };
 }

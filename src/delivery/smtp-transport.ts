@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection, { type SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import type { SmtpUpstream } from '../config/schema.js';
-import { DeliveryFailure, type Accepted, type DeliveryEnvelope, type Transport } from './transport.js';
+import { DeliveryFailure, type Accepted, type Recipients, type Transport } from './transport.js';
 
 type SmtpError = Error & {
   code?: string;
@@ -49,7 +49,7 @@ export class SmtpTransport implements Transport {
     return this.upstream.concurrency;
   }
 
-  async send(envelope: DeliveryEnvelope, body: () => Readable): Promise<Accepted> {
+  async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
     const reused = this.takeIdle();
     if (reused) {
       const stream = body();
@@ -83,11 +83,11 @@ export class SmtpTransport implements Transport {
     }
   }
 
-  private async sendOn(pooled: Pooled, envelope: DeliveryEnvelope, body: Readable): Promise<Accepted> {
+  private async sendOn(pooled: Pooled, envelope: Recipients, body: Readable): Promise<Accepted> {
     const { connection } = pooled;
     try {
       const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) =>
-        connection.send({ from: envelope.from, to: envelope.to }, body, (err, result) => (err ? reject(err) : resolve(result!))),
+        connection.send({ from: envelope.sender, to: envelope.to }, body, (err, result) => (err ? reject(err) : resolve(result!))),
       );
       this.release(pooled);
       return { response: info.response, accepted: info.accepted, refused: refusals(info.rejectedErrors) };

@@ -1,21 +1,14 @@
 import type { Readable } from 'node:stream';
+import type { Envelope, RecipientResult } from '../message.js';
 
-export interface DeliveryEnvelope {
-  from: string;
-  to: string[];
-}
-
-export interface RecipientRefusal {
-  address: string;
-  code?: number;
-  response: string;
-}
+/** What a transport needs of the envelope: the sender the provider sees, and who is still to get it. */
+export type Recipients = Pick<Envelope, 'sender' | 'to'>;
 
 /** What an upstream said about one message: which recipients it took and which it refused. */
 export interface Accepted {
   response: string;
   accepted: string[];
-  refused: RecipientRefusal[];
+  refused: RecipientResult[];
 }
 
 /** Whether trying the same message again later could succeed. */
@@ -39,6 +32,6 @@ export interface Transport {
   /** How many messages may be in flight to this upstream at once. */
   readonly concurrency: number;
   /** `body` may be called more than once: a dropped pooled connection is retried on a fresh one. */
-  send(envelope: DeliveryEnvelope, body: () => Readable): Promise<Accepted>;
+  send(envelope: Recipients, body: () => Readable): Promise<Accepted>;
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../observe/logger.js';
 import type { BridgeAuthHandler } from './sasl/authentication.js';
 import { DigestMd5Exchange, type SaslChannel } from './sasl/digest-md5-exchange.js';
 import { withoutEncodedLineEnd } from './sasl/sloppy-response.js';
+import { replies } from './replies.js';
 import { repairAddressCommand } from './sloppy-address.js';
 
 /** Listener-level behaviour that smtp-server has no option for. */
@@ -27,13 +28,48 @@ export interface BridgeListenerSettings {
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
 
 /**
+ * The smtp-server internals this file relies on, with the arity each has in
+ * the pinned version and why we need it. smtp-server has no public hook for
+ * any of these; the package version is pinned exactly, and
+ * test/unit/smtp-server-internals.test.ts fails loudly when an upgrade
+ * renames, removes or reshapes one of them.
+ */
+export const SMTP_SERVER_INTERNALS = {
+  connection: {
+    /** Overridden: the fixed 100 ms early-talker delay before the greeting becomes greeting_delay_ms. */
+    init: 0,
+    /** Called by init once the socket is set up; sends the greeting. */
+    connectionReady: 1,
+    /** Called by init: attaches the socket listeners, then calls back. */
+    _setListeners: 1,
+    /** Overridden: our texts carry their own enhanced status code; 421 on shutdown says 4.3.2. */
+    send: 3,
+    /** Overridden: 538 before TLS where cleartext AUTH is not allowed, DIGEST-MD5, tidied SASL lines. */
+    handler_AUTH: 2,
+    /** Overridden: hides AUTH before TLS, adds the AUTH= line for old clients. */
+    handler_EHLO: 2,
+    /** Overridden: a second chance for sloppy MAIL FROM / RCPT TO addresses. */
+    _parseAddressCommand: 2,
+    /** Called when DIGEST-MD5 succeeds, to set session.transmissionType as smtp-server's own SASL does. */
+    _transmissionType: 0,
+  },
+  /** Instance fields read or set: the next-line handler of a SASL exchange, the owning server. */
+  connectionFields: ['_nextHandler', '_server', 'session', 'secure', 'remoteAddress', 'name'],
+  server: {
+    /** Overridden: creates our connection class instead of smtp-server's. */
+    connect: 2,
+    /** Called from connect, as smtp-server's own connect does. */
+    _onError: 1,
+    _onClientConnect: 1,
+  },
+  /** Read to tell a shutdown's 421 from other 421s; `options` and `connections` for the client cap. */
+  serverFields: ['_closeTimeout', 'options', 'connections'],
+} as const;
+
+/**
  * smtp-server's connection, adjusted where the LAN use case differs from an
- * Internet MX. This reaches into smtp-server internals (init, handler_AUTH,
- * handler_EHLO, send, _parseAddressCommand, _nextHandler), which is why the
- * package version is pinned exactly; the end-to-end tests exercise every
- * override with real clients (DIGEST-MD5 and the tidied SASL lines in
- * test/interop.test.ts and test/legacy-dialects.test.ts), so an upgrade that
- * moves these internals fails there.
+ * Internet MX, through the internals listed in SMTP_SERVER_INTERNALS. The
+ * end-to-end tests exercise every override with real clients.
  */
 export class BridgeConnection extends SMTPConnection {
   private get settings(): BridgeListenerSettings {
@@ -43,7 +79,8 @@ export class BridgeConnection extends SMTPConnection {
   override init(): void {
     this._setListeners(() => {
       if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
-        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+        const { code, text } = replies.tooManyClients(this.name);
+        return this.send(code, text, false);
       }
       const ready = () => this.connectionReady();
       if (this.settings.greetingDelayMs > 0) setTimeout(ready, this.settings.greetingDelayMs).unref();
@@ -57,7 +94,8 @@ export class BridgeConnection extends SMTPConnection {
    */
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     // smtp-server says 4.4.2 (connection dropped); a server going down is 4.3.2 (system not accepting).
-    if (code === 421 && this._server._closeTimeout && typeof data === 'string' && !ENHANCED_PREFIX.test(data)) data = `4.3.2 ${data}`;
+    if (code === 421 && this._server._closeTimeout && typeof data === 'string' && !ENHANCED_PREFIX.test(data))
+      data = `${replies.shuttingDownPrefix} ${data}`;
     const ownCode = typeof data === 'string' && ENHANCED_PREFIX.test(data);
     super.send(code, data, ownCode ? false : context);
   }
@@ -73,7 +111,7 @@ export class BridgeConnection extends SMTPConnection {
    */
   override handler_AUTH(command: Buffer, callback: () => void): void {
     if (!this.secure && !this.settings.allowCleartextAuth(this.remoteAddress)) {
-      this.send(538, '5.7.11 Encryption required for requested authentication mechanism');
+      this.send(replies.encryptionRequired.code, replies.encryptionRequired.text);
       return callback();
     }
     const [, method = '', ...args] = command.toString().trim().split(/\s+/);

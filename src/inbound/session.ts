@@ -1,6 +1,7 @@
 import type tls from 'node:tls';
 import type { SMTPServerAddress, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { formatRate } from '../config/schema.js';
+import type { Arrival, ConnState } from '../message.js';
 import type { Logger } from '../observe/logger.js';
 import type { AuthRefusal } from '../policy/authenticator.js';
 import type { Admission } from '../policy/budgets.js';
@@ -8,25 +9,19 @@ import type { AuthAttempt, DevicePolicy } from '../policy/devices.js';
 import type { PolicyStage } from '../policy/stage.js';
 import type { BridgeAuthentication, BridgeAuthResponse } from './sasl/authentication.js';
 import { SizeLimit } from './size-limit.js';
+import { authResponse, refuse, replies } from './replies.js';
 import { ReplyError, type Intake } from './submission.js';
 
-/** What one connection has established so far, kept beside smtp-server's session. */
-interface SessionFacts {
+/** What one connection has established so far, kept beside smtp-server's session: its part of ConnState, and the device. */
+interface SessionFacts extends Partial<Pick<ConnState, 'tls' | 'cipher' | 'saslMethod' | 'saslUsername'>> {
   device?: DevicePolicy;
-  tls?: string;
-  cipher?: string;
-  saslMethod?: string;
-  saslUsername?: string;
 }
-
-const AUTH_FAILED = '5.7.8 Authentication credentials invalid';
 
 /** What a refused AUTH hears: one 535 for everything about the credentials, so the reply never tells an attacker which part was right. */
 function authRefusalReply(reason: AuthRefusal): SMTPServerAuthenticationResponse {
-  if (reason === 'locked-out') return { responseCode: 454, message: '4.7.0 Too many failed authentications, try again later' };
-  if (reason === 'cleartext-not-allowed')
-    return { responseCode: 538, message: '5.7.11 Encryption required for requested authentication mechanism' };
-  return { responseCode: 535, message: AUTH_FAILED };
+  if (reason === 'locked-out') return authResponse(replies.authLockedOut);
+  if (reason === 'cleartext-not-allowed') return authResponse(replies.encryptionRequired);
+  return authResponse(replies.authFailed);
 }
 
 export interface SessionDeps {
@@ -77,11 +72,11 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
     const context = { device: device.name, client_ip: session.remoteAddress };
     if (admission.refusal === 'frozen') {
       logger.warn(context, 'refused: device frozen');
-      return new ReplyError(550, '5.7.1 Sending suspended for this device: it is frozen until the operator clears it');
+      return refuse(replies.deviceFrozen);
     }
     const limit = formatRate(admission.limit);
     logger.warn({ ...context, rule: admission.rule, limit }, 'over budget');
-    return new ReplyError(450, `4.7.1 Sending budget of this device exceeded (${admission.rule} ${limit}), try again later`);
+    return refuse(replies.budgetExceeded(`${admission.rule} ${limit}`));
   };
 
   return {
@@ -100,7 +95,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       callback: (err: Error | null | undefined, response?: BridgeAuthResponse) => void,
     ) {
       const attempt = toAttempt(auth);
-      if (!attempt) return callback(null, { message: AUTH_FAILED, responseCode: 535 });
+      if (!attempt) return callback(null, authResponse(replies.authFailed));
       const known = factsOf(session);
       const context = { client_ip: session.remoteAddress, sasl_method: attempt.mechanism, sasl_username: attempt.username };
       authenticator.authenticate(attempt, { clientIp: session.remoteAddress, secure: session.secure, tls: known.tls }).then(
@@ -116,53 +111,26 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
         },
         (err: Error) => {
           logger.error({ ...context, err: err.message }, 'authentication error');
-          callback(null, { responseCode: 454, message: '4.7.0 Temporary authentication failure' });
+          callback(null, authResponse(replies.authUnavailable));
         },
       );
     },
 
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       const device = deviceOf(session);
-      if (!device) return callback(new ReplyError(530, '5.7.0 Authentication required'));
+      if (!device) return callback(refuse(replies.authRequired));
       const from = address.address;
       const known = factsOf(session);
       // Devices that AUTH met min_tls then; one known by its address alone meets it here.
       if (!session.user && !device.acceptsTls(known.tls)) {
-        return callback(
-          refuseAddress(
-            'sender',
-            from,
-            session,
-            device,
-            'min_tls',
-            new ReplyError(530, `5.7.0 This device must use ${device.minTls} or later`),
-          ),
-        );
+        return callback(refuseAddress('sender', from, session, device, 'min_tls', refuse(replies.tlsTooOld(device.minTls!))));
       }
       if (!device.senders.allows(from)) {
-        return callback(
-          refuseAddress(
-            'sender',
-            from,
-            session,
-            device,
-            'senders',
-            new ReplyError(550, `5.7.1 Sender <${from}> not allowed for this device`),
-          ),
-        );
+        return callback(refuseAddress('sender', from, session, device, 'senders', refuse(replies.senderRefused(from))));
       }
       const declared = Number(address.args ? address.args.SIZE : undefined);
       if (device.maxSize !== undefined && declared > device.maxSize) {
-        return callback(
-          refuseAddress(
-            'sender',
-            from,
-            session,
-            device,
-            'max_size',
-            new ReplyError(552, `5.3.4 Message size exceeds fixed maximum message size ${device.maxSize} for this device`),
-          ),
-        );
+        return callback(refuseAddress('sender', from, session, device, 'max_size', refuse(replies.declaredSizeTooBig(device.maxSize))));
       }
       callback(
         refusalFor(budgets.admitMessage(device, { clientIp: session.remoteAddress, saslUsername: known.saslUsername }), device, session),
@@ -171,30 +139,14 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
 
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: Callback) {
       const device = deviceOf(session);
-      if (!device) return callback(new ReplyError(530, '5.7.0 Authentication required'));
+      if (!device) return callback(refuse(replies.authRequired));
       const to = address.address;
       if (!device.recipients.allows(to)) {
-        return callback(
-          refuseAddress(
-            'recipient',
-            to,
-            session,
-            device,
-            'recipients',
-            new ReplyError(550, `5.7.1 Recipient <${to}> not allowed for this device`),
-          ),
-        );
+        return callback(refuseAddress('recipient', to, session, device, 'recipients', refuse(replies.recipientRefused(to))));
       }
       if (device.maxRecipients !== undefined && session.envelope.rcptTo.length >= device.maxRecipients) {
         return callback(
-          refuseAddress(
-            'recipient',
-            to,
-            session,
-            device,
-            'max_recipients',
-            new ReplyError(452, `4.5.3 Too many recipients for this device (at most ${device.maxRecipients})`),
-          ),
+          refuseAddress('recipient', to, session, device, 'max_recipients', refuse(replies.tooManyRecipients(device.maxRecipients))),
         );
       }
       callback(refusalFor(budgets.admitRecipient(device), device, session));
@@ -205,7 +157,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       const known = factsOf(session);
       if (!device) {
         stream.resume();
-        return callback(new ReplyError(530, '5.7.0 Authentication required'));
+        return callback(refuse(replies.authRequired));
       }
       const sizeLimit = device.maxSize ?? maxMessageSize;
       const limited = new SizeLimit(sizeLimit);
@@ -215,22 +167,26 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
         if (!stream.readableEnded) limited.destroy(new Error('connection closed during DATA'));
       });
       const mailFrom = session.envelope.mailFrom;
-      const submission = {
-        device: device.name,
-        upstream: device.upstream,
-        clientIp: session.remoteAddress,
-        helo: session.hostNameAppearsAs || undefined,
-        esmtp: session.openingCommand !== 'HELO',
-        tls: known.tls,
-        cipher: known.cipher,
-        saslMethod: session.user ? known.saslMethod : undefined,
-        saslUsername: session.user ? known.saslUsername : undefined,
-        from: mailFrom ? mailFrom.address : '',
-        to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
-        receivedAt: new Date(),
+      const arrival: Arrival = {
+        conn: {
+          device: device.name,
+          clientIp: session.remoteAddress,
+          helo: session.hostNameAppearsAs || undefined,
+          esmtp: session.openingCommand !== 'HELO',
+          tls: known.tls,
+          cipher: known.cipher,
+          saslMethod: session.user ? known.saslMethod : undefined,
+          saslUsername: session.user ? known.saslUsername : undefined,
+        },
+        envelope: {
+          originalFrom: mailFrom ? mailFrom.address : '',
+          to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
+          upstream: device.upstream,
+          receivedAt: new Date().toISOString(),
+        },
       };
       intake
-        .spool(submission, limited)
+        .spool(arrival, limited)
         .then(async (spooled) => {
           if (limited.exceeded) {
             await spooled.discard();
@@ -239,7 +195,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
               { queue_id: spooled.queueId, device: device.name, client_ip: session.remoteAddress, rule, limit: sizeLimit },
               'message over size limit',
             );
-            return callback(new ReplyError(552, `5.3.4 Message exceeds fixed maximum message size ${sizeLimit}`));
+            return callback(refuse(replies.messageTooBig(sizeLimit)));
           }
           const reply = await spooled.release();
           if (reply.code >= 400) return callback(new ReplyError(reply.code, reply.text));
@@ -249,7 +205,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
           // The device is still sending; it can only hear a reply once DATA ends.
           stream.unpipe(limited);
           stream.resume();
-          callback(err instanceof ReplyError ? err : new ReplyError(451, '4.3.0 Local error in processing'));
+          callback(err instanceof ReplyError ? err : refuse(replies.localError));
           if (!(err instanceof ReplyError))
             logger.error({ err, device: device.name, client_ip: session.remoteAddress }, 'message not accepted');
         });

@@ -14,7 +14,7 @@ export function isLegacyTls(version: TlsVersion): boolean {
  * suitable signature algorithm") unless the security level drops to 0, so
  * that happens only when the operator asked for those versions, and only the
  * level: Node's own cipher list stays, so every min_version offers the same
- * suites (README's table; OpenSSL's "DEFAULT" would drop the CCM and ARIA
+ * suites (docs/tls.md's table; OpenSSL's "DEFAULT" would drop the CCM and ARIA
  * ones). TLS 1.3 stays available. `dhparam: auto` adds DHE suites, 2048-bit
  * to match the RSA key, for firmware without ECDHE.
  */

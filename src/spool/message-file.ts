@@ -13,21 +13,30 @@ const CHUNK = 64 * 1024;
 const NEWLINE = 0x0a;
 
 /**
- * Writes a new message file: the record line, asked for when the first body
- * bytes arrive (so that a cleanup filter upstream has seen the header block
- * by then), then the body. Finishes only once everything is fsync'd.
+ * Writes a new message file: the record line, then the body. The record is
+ * awaited only when the first body bytes (or the end) arrive, so whoever
+ * writes the file may settle it once it has read the header block. Finishes
+ * only once everything is fsync'd.
  */
 export class MessageFileWriter extends Writable {
   private fd?: number;
+  private readonly recordReady: Promise<void>;
+  private record?: Buffer;
   private recordWritten = false;
   private bodyBytes = 0;
 
   constructor(
     private readonly path: string,
-    private readonly recordLine: () => string,
+    recordLine: Promise<string>,
   ) {
     super();
+    this.recordReady = recordLine.then((line) => {
+      this.record = Buffer.from(`${line}\n`);
+    });
+    // A body that fails before its first byte never asks for the record: its rejection is not news.
+    this.recordReady.catch(() => undefined);
   }
+
 
   /** Body bytes written so far (the record line not counted). */
   get bodySize(): number {
@@ -48,6 +57,10 @@ export class MessageFileWriter extends Writable {
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    if (!this.record) {
+      this.recordReady.then(() => this._writev(chunks, callback), callback);
+      return;
+    }
     try {
       const buffers = chunks.map(({ chunk }) => chunk);
       for (const buffer of buffers) this.bodyBytes += buffer.length;
@@ -64,6 +77,10 @@ export class MessageFileWriter extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    if (!this.record) {
+      this.recordReady.then(() => this._final(callback), callback);
+      return;
+    }
     try {
       if (!this.recordWritten) writeAll(this.fd!, this.takeRecord());
     } catch (err) {
@@ -85,7 +102,7 @@ export class MessageFileWriter extends Writable {
 
   private takeRecord(): Buffer {
     this.recordWritten = true;
-    return Buffer.from(`${this.recordLine()}\n`);
+    return this.record!;
   }
 }
 

@@ -2,29 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, renameSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { syncDirectory, unlinkIfPresent, writeFileDurably } from './durable-file.js';
+import type { Envelope, MessageRecord, RecipientResult } from '../message.js';
 import { MessageBodyReader, MessageFileWriter, readRecordLine } from './message-file.js';
-
-/** Who sent a message and where it goes, fixed when the device finished DATA. */
-export interface SpoolEnvelope {
-  device: string;
-  upstream: string;
-  clientIp: string;
-  tls?: string;
-  cipher?: string;
-  saslMethod?: string;
-  saslUsername?: string;
-  from: string;
-  to: string[];
-  receivedAt: string;
-}
-
-export interface RecipientFailure {
-  address: string;
-  response: string;
-}
 
 /** How far delivery has come. Kept beside the message once there is any, rewritten whole and atomically. */
 export interface DeliveryState {
@@ -34,39 +16,24 @@ export interface DeliveryState {
   /** Recipients the provider accepted: never sent again. */
   delivered: string[];
   /** Recipients the provider refused for good. */
-  refused: RecipientFailure[];
+  refused: RecipientResult[];
   /** Set once the message is in the failed area. */
   failedAt?: string;
   reason?: string;
 }
 
-export interface SpooledMessage {
+/** A message in the spool: its record, how far delivery has come, and its body's size. */
+export interface SpooledMessage extends MessageRecord {
   id: string;
-  envelope: SpoolEnvelope;
   state: DeliveryState;
   size: number;
-  messageId?: string;
 }
 
 type Area = 'queue' | 'failed';
 
-export interface WriteOptions {
-  /** A queue id from newQueueId(), when the caller needs it before the message is written. */
-  id?: string;
-  filters?: Transform[];
-  /** Asked for when the first body bytes reach the file, after `filters` have seen the header block. */
-  messageId?: () => string | undefined;
-}
-
-/** The record line at the head of each message file. */
-interface StoredRecord {
-  envelope: SpoolEnvelope;
-  messageId?: string;
-}
-
 const ID_PATTERN = /^[0-9A-Z]{9}[0-9A-F]{10}$/;
 /** The state of a message nobody has tried yet: what a missing ID.state means. */
-const freshState = (envelope: SpoolEnvelope): DeliveryState => ({ attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] });
+const freshState = (envelope: Envelope): DeliveryState => ({ attempts: 0, nextAttemptAt: envelope.receivedAt, delivered: [], refused: [] });
 
 /**
  * Messages on disk, Postfix-style: each lives in queue/ until delivered, or
@@ -104,24 +71,28 @@ export class SpoolStore {
     }
   }
 
-  /** Streams the body through `filters` to disk; resolves once the message is durable in queue/. */
-  async write(envelope: SpoolEnvelope, body: Readable, options: WriteOptions = {}): Promise<SpooledMessage> {
-    const id = options.id ?? newQueueId();
+  /**
+   * Writes message `id` to disk: `record` heads the file, `body` follows as
+   * it streams. The record may settle late (cleanup knows the Message-ID only
+   * once it has read the header block) but always before the first body
+   * byte. Resolves once the message is durable in queue/.
+   */
+  async write(id: string, record: Promise<MessageRecord>, body: Readable): Promise<SpooledMessage> {
     const tmp = join(this.tmpDir, `${id}.msg`);
-    let messageId: string | undefined;
-    const file = new MessageFileWriter(tmp, () => {
-      messageId = options.messageId?.();
-      return JSON.stringify({ envelope, messageId } satisfies StoredRecord);
-    });
+    const file = new MessageFileWriter(
+      tmp,
+      record.then((r) => JSON.stringify(r)),
+    );
     try {
-      await pipeline([body, ...(options.filters ?? []), file]);
+      await pipeline(body, file);
       renameSync(tmp, this.path('queue', id, 'msg'));
     } catch (err) {
       unlinkIfPresent(tmp);
       throw err;
     }
     await syncDirectory(join(this.dir, 'queue'));
-    return { id, envelope, state: freshState(envelope), size: file.bodySize, messageId };
+    const stored = await record;
+    return { id, ...stored, state: freshState(stored.envelope), size: file.bodySize };
   }
 
   openBody(id: string, area: Area = 'queue'): Readable {
@@ -148,9 +119,9 @@ export class SpoolStore {
     if (!ID_PATTERN.test(id)) return undefined;
     try {
       const { record, bodySize } = readRecordLine(this.path(area, id, 'msg'));
-      const { envelope, messageId } = JSON.parse(record) as StoredRecord;
-      const state = readState(this.path(area, id, 'state')) ?? freshState(envelope);
-      return { id, envelope, state, size: bodySize, messageId };
+      const stored = JSON.parse(record) as MessageRecord;
+      const state = readState(this.path(area, id, 'state')) ?? freshState(stored.envelope);
+      return { id, ...stored, state, size: bodySize };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../../observe/logger.js';
 import { digestMd5Challenge, readDigestMd5Response, type DigestMd5Response } from '../../auth/digest-md5-math.js';
+import { replies } from '../replies.js';
+import type { Reply } from '../submission.js';
 import type { BridgeAuthHandler } from './authentication.js';
 
 /** What a SASL exchange needs from the connection it runs on. */
@@ -26,8 +28,6 @@ export interface DigestMd5Settings {
  * and stays under smtp-server's 60 s idle timeout so a nonce dies on its own.
  */
 export const NONCE_LIFETIME_MS = 30_000;
-
-const AUTH_FAILED = '5.7.8 Authentication credentials invalid';
 
 /** Why an exchange was refused before any secret was looked at. */
 type ExchangeRefusal = 'stale-nonce' | 'wrong-digest-uri' | 'authzid-not-allowed';
@@ -57,7 +57,7 @@ export class DigestMd5Exchange {
   /** `args` are the words after `AUTH DIGEST-MD5`; the mechanism has no initial response. */
   start(args: string[], done: () => void): void {
     if (args.length > 0) {
-      this.channel.send(501, '5.5.4 Syntax: AUTH DIGEST-MD5 takes no initial response');
+      this.reply(replies.digestInitialResponse);
       return done();
     }
     this.channel.send(334, base64(digestMd5Challenge(this.settings.realm, this.nonce)));
@@ -71,14 +71,14 @@ export class DigestMd5Exchange {
     const reading = readDigestMd5Response(Buffer.from(text, 'base64').toString('latin1'));
     if (!reading.ok) {
       this.logFailure(undefined, 'malformed-response', reading.problem);
-      this.channel.send(501, '5.5.2 Malformed DIGEST-MD5 response');
+      this.reply(replies.digestMalformed);
       return done();
     }
     const response = reading.value;
     const refusal = this.check(response);
     if (refusal) {
       this.logFailure(response.username, refusal);
-      this.channel.send(535, AUTH_FAILED);
+      this.reply(replies.authFailed);
       return done();
     }
     this.settings.authenticate(
@@ -87,7 +87,7 @@ export class DigestMd5Exchange {
       (err, verdict) => {
         if (err || !verdict?.user || !verdict.serverProof) {
           const code = (err as { responseCode?: number } | null | undefined)?.responseCode ?? verdict?.responseCode ?? 535;
-          this.channel.send(code, err?.message ?? verdict?.message ?? AUTH_FAILED);
+          this.channel.send(code, err?.message ?? verdict?.message ?? replies.authFailed.text);
           return done();
         }
         const user: unknown = verdict.user;
@@ -109,7 +109,7 @@ export class DigestMd5Exchange {
       );
     }
     this.channel.authenticated(user);
-    this.channel.send(235, '2.7.0 Authentication successful');
+    this.reply(replies.authSucceeded);
     done();
   }
 
@@ -122,8 +122,12 @@ export class DigestMd5Exchange {
     return undefined;
   }
 
+  private reply({ code, text }: Reply): void {
+    this.channel.send(code, text);
+  }
+
   private abort(done: () => void): void {
-    this.channel.send(501, '5.0.0 Authentication aborted');
+    this.reply(replies.authAborted);
     done();
   }
 

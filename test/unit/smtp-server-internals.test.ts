@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+import { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTP_SERVER_INTERNALS } from '../../src/inbound/connection.js';
+
+const require = createRequire(import.meta.url);
+const pinned = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> }
+).dependencies['smtp-server'];
+const installed = (require('smtp-server/package.json') as { version: string }).version;
+
+test('smtp-server is pinned to an exact version, and that version is the one installed', () => {
+  assert.match(pinned, /^\d+\.\d+\.\d+$/, 'package.json must pin smtp-server exactly: the connection subclass relies on its internals');
+  assert.equal(installed, pinned);
+});
+
+for (const [owner, prototype, methods] of [
+  ['SMTPConnection', SMTPConnection.prototype, SMTP_SERVER_INTERNALS.connection],
+  ['SMTPServer', SMTPServer.prototype, SMTP_SERVER_INTERNALS.server],
+] as const) {
+  test(`every ${owner} method the bridge overrides or calls still exists with the same arity`, () => {
+    for (const [name, arity] of Object.entries(methods)) {
+      const method = (prototype as unknown as Record<string, unknown>)[name];
+      assert.equal(
+        typeof method,
+        'function',
+        `smtp-server ${installed}: ${owner}.prototype.${name} is gone; see src/inbound/connection.ts`,
+      );
+      assert.equal(
+        (method as (...args: unknown[]) => unknown).length,
+        arity,
+        `smtp-server ${installed}: ${owner}.${name} changed its parameters`,
+      );
+    }
+  });
+}
+
+test('the instance fields the bridge reads are still set by smtp-server', () => {
+  const connectionSource = SMTPConnection.toString();
+  for (const field of SMTP_SERVER_INTERNALS.connectionFields) {
+    assert.match(connectionSource, new RegExp(`this\\.${field}\\s*=`), `smtp-server ${installed}: SMTPConnection no longer sets ${field}`);
+  }
+  const serverSource = SMTPServer.toString();
+  for (const field of SMTP_SERVER_INTERNALS.serverFields) {
+    assert.match(serverSource, new RegExp(`this\\.${field}\\s*=`), `smtp-server ${installed}: SMTPServer no longer sets ${field}`);
+  }
+});
+
+test('init still waits a fixed delay before connectionReady: the behaviour our init override replaces', () => {
+  const init = SMTPConnection.prototype.init.toString();
+  assert.match(init, /_setListeners\(/);
+  assert.match(init, /setTimeout\(\(\) => this\.connectionReady\(\), \d+\)/);
+});
