@@ -394,7 +394,7 @@ test('a full config loads with defaults applied and paths resolved against its d
   assert.equal(config.max_message_size, 10 * 1024 * 1024);
   assert.equal(config.greeting_delay_ms, 0);
   assert.deepEqual(config.spool, { dir: '/var/spool/smtp-bridge' });
-  assert.deepEqual(config.log, { level: 'info' });
+  assert.deepEqual(config.log, { level: 'info', format: 'auto' });
   assert.deepEqual(config.delivery, {
     sync_wait: 10_000,
     retry_initial: 60_000,

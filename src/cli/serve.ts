@@ -1,22 +1,35 @@
 import { loadConfig } from '../config/load.js';
 import { startBridge } from '../bridge.js';
-import { createLogger } from '../observe/logger.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
+import { createLogger, type LogFormat } from '../observe/logger.js';
+import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 
-const HELP = `usage: smtp-bridge serve [-c FILE]
+const HELP = `usage: smtp-bridge serve [-c FILE] [--log-format auto|json|pretty]
 
 Runs the bridge until SIGINT or SIGTERM.
 
 options:
-  -c, --config FILE   config file (default ${DEFAULT_CONFIG})
-  -h, --help          show this help`;
+  -c, --config FILE      config file (default ${DEFAULT_CONFIG})
+      --log-format FMT   json (one JSON line per event), pretty (readable lines),
+                         or auto (pretty on a terminal, JSON otherwise);
+                         overrides the config's log.format
+  -h, --help             show this help`;
+
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 export function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, HELP);
+    const { values } = parseCommandArgs(
+      argv,
+      { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG }, 'log-format': { type: 'string' } },
+      HELP,
+    );
+    const format = values['log-format'];
+    if (format !== undefined && !(LOG_FORMATS as readonly string[]).includes(format)) {
+      throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
+    }
     const loaded = await loadConfig(values.config!, { createMissingPasswords: true });
     const { config } = loaded;
-    const logger = createLogger(config.log.level);
+    const logger = createLogger(config.log.level, undefined, (format as LogFormat | undefined) ?? config.log.format);
     for (const warning of loaded.warnings) logger.warn({ config: loaded.file }, warning);
     for (const generated of loaded.generatedPasswords) {
       // Printed once to the terminal, never to the log: it is a secret.

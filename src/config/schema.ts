@@ -100,14 +100,18 @@ const storedSecrets = z
   )
   .transform((texts, ctx) => {
     const forms: StoredSecret[] = [];
+    let wrong = false;
     texts.forEach((text, index) => {
       const form = parseStoredSecret(text);
-      if (typeof form === 'string') ctx.addIssue({ code: 'custom', path: [index], message: form });
-      else if (forms.some((other) => other.scheme === form.scheme))
-        ctx.addIssue({ code: 'custom', path: [index], message: `a second {${form.scheme}} form` });
-      else forms.push(form);
+      const problem =
+        typeof form === 'string' ? form : forms.some((other) => other.scheme === form.scheme) && `a second {${form.scheme}} form`;
+      if (problem) {
+        wrong = true;
+        ctx.addIssue({ code: 'custom', path: [index], message: problem });
+      } else forms.push(form as StoredSecret);
     });
-    return forms;
+    // No half list: the cross-field checks would blame the forms left out for mechanisms they no longer serve.
+    return wrong ? z.NEVER : forms;
   });
 
 const tlsVersion = z.enum(TLS_VERSIONS, {
@@ -245,146 +249,173 @@ const logSchema = z.strictObject({
   level: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'], { error: (iss) => `unknown log level ${quoted(iss.input)}` })
     .default('info'),
+  /** json: one JSON line per event; pretty: readable lines; auto: pretty on an interactive terminal, JSON otherwise. */
+  format: z
+    .enum(['auto', 'json', 'pretty'], { error: (iss) => `unknown log format ${quoted(iss.input)} (auto, json or pretty)` })
+    .default('auto'),
 });
 
-export const configSchema = z
-  .strictObject({
-    hostname: nonEmpty.default('smtp-bridge.lan'),
-    /** DIGEST-MD5 realm; the hostname when absent (resolved below, so every stage sees one value). */
-    sasl_realm: nonEmpty.optional(),
-    listen: z.array(listenerSchema, { error: 'must be a list of listeners' }).min(1, { error: 'must name at least one listener' }),
-    tls: inboundTlsSchema.default({ cert_file: 'certs/bridge.crt', key_file: 'certs/bridge.key', min_version: 'TLSv1.2' }),
-    max_message_size: size.default(26214400),
-    greeting_delay_ms: z.number().int().min(0).max(10000).default(0),
-    spool: z.strictObject({ dir: nonEmpty.default('spool') }).default({ dir: 'spool' }),
-    delivery: z
-      .strictObject({
-        sync_wait: duration.default(10_000),
-        retry_initial: duration.default(60_000),
-        retry_max: duration.default(3_600_000),
-        max_age: duration.default(5 * 86_400_000),
-        shutdown_wait: duration.default(10_000),
-      })
-      .default({ sync_wait: 10_000, retry_initial: 60_000, retry_max: 3_600_000, max_age: 5 * 86_400_000, shutdown_wait: 10_000 }),
-    upstreams: z.record(z.string(), upstreamSchema, { error: 'must be a map of upstream names to upstreams' }),
-    devices: z.record(z.string(), deviceSchema, { error: 'must be a map of device names to devices' }),
-    log: logSchema.default({ level: 'info' }),
-    lockout: lockoutSchema.default(LOCKOUT_DEFAULTS),
-    alert: alertSchema.optional(),
-  })
-  .superRefine((config, ctx) => {
-    const usernames = new Map<string, string>();
-    for (const [name, device] of Object.entries(config.devices)) {
-      const at = (key: string) => ['devices', name, key];
-      if (!(device.upstream in config.upstreams)) {
-        ctx.addIssue({ code: 'custom', path: at('upstream'), message: `no upstream named ${quoted(device.upstream)}` });
-      }
-      for (const key of ['rewrite_sender', 'rewrite_from'] as const) {
-        if (device[key] === true && config.upstreams[device.upstream]?.type === 'directory') {
-          ctx.addIssue({
-            code: 'custom',
-            path: at(key),
-            message: `true means the upstream account, and upstream ${quoted(device.upstream)} has none: give an address`,
-          });
-        }
-      }
-      const sources = (['password', 'password_env', 'password_file', 'secret'] as const).filter((key) => device[key] !== undefined);
-      if (device.max_size !== undefined && device.max_size > config.max_message_size) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('max_size'),
-          message: `must not exceed max_message_size (${config.max_message_size} bytes)`,
-        });
-      }
-      if (device.allow_cleartext_auth && device.min_tls) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('allow_cleartext_auth'),
-          message: 'contradicts min_tls: a device cannot both need TLS and authenticate without it',
-        });
-      }
-      if (device.allow_cleartext_auth && !config.listen.some((listener) => listener.allow_cleartext_auth)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('allow_cleartext_auth'),
-          message: 'no listener has allow_cleartext_auth: true, so this device could never use it',
-        });
-      }
-      if (device.auth === 'none') {
-        if (sources.length > 0)
-          ctx.addIssue({ code: 'custom', path: at(sources[0]), message: 'a device with auth: none takes no password' });
-        if (!device.networks)
-          ctx.addIssue({
-            code: 'custom',
-            path: at('networks'),
-            message: 'a device with auth: none needs networks: it is identified by address alone',
-          });
-        device.networks?.forEach((network, index) => {
-          if (device.allow_wide_networks || isLanSized(parseNetwork(network))) return;
-          ctx.addIssue({
-            code: 'custom',
-            path: ['devices', name, 'networks', index],
-            message: `${network} is wider than a LAN, and anyone in it could send as this device without a password; narrow it (private range, /16 or /48 at most) or set allow_wide_networks: true`,
-          });
-        });
-        continue;
-      }
-      if (sources.length !== 1) {
-        ctx.addIssue({
-          code: 'custom',
-          path: sources.length ? at(sources[1]) : ['devices', name],
-          message: 'give exactly one of password, password_env, password_file, secret',
-        });
-      }
-      if (device.secret) {
-        const served = new Set(device.secret.flatMap((form) => SCHEME_MECHANISMS[form.scheme]));
-        const unserved = device.mechanisms.filter((mechanism) => !served.has(mechanism));
-        if (unserved.length > 0) {
-          ctx.addIssue({
-            code: 'custom',
-            path: at('secret'),
-            message: `no stored form serves ${unserved.join(', ')}; make one with smtp-bridge hash-secret --mechanisms ${device.mechanisms.join(',')}`,
-          });
-        }
-      }
-      if (device.generate_password && !device.password_file) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('generate_password'),
-          message: 'generate_password needs password_file (where to keep it)',
-        });
-      }
-      const username = (device.username ?? name).toLowerCase();
-      const other = usernames.get(username);
-      if (other)
-        ctx.addIssue({
-          code: 'custom',
-          path: at('username'),
-          message: `username ${quoted(username)} is already used by device ${quoted(other)}`,
-        });
-      usernames.set(username, name);
+const isRecord = (value: unknown): boolean => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A network entry that parsed: a wrong one has its own error already. */
+function isNetwork(value: unknown): value is string {
+  try {
+    parseNetwork(value as string);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks that span several keys (an unknown upstream, two password sources,
+ * a username used twice, ...). zod would skip them while any field is wrong;
+ * the config here may therefore be partly raw input, hence the shape checks.
+ */
+function crossFieldChecks(config: z.output<typeof configFields>, ctx: z.RefinementCtx): void {
+  const usernames = new Map<string, string>();
+  const upstreams = isRecord(config.upstreams) ? config.upstreams : {};
+  const listeners = Array.isArray(config.listen) ? config.listen.filter(isRecord) : [];
+  for (const [name, device] of Object.entries(isRecord(config.devices) ? config.devices : {})) {
+    if (!isRecord(device)) continue;
+    const at = (key: string) => ['devices', name, key];
+    if (typeof device.upstream === 'string' && !(device.upstream in upstreams)) {
+      ctx.addIssue({ code: 'custom', path: at('upstream'), message: `no upstream named ${quoted(device.upstream)}` });
     }
-    for (const [name, upstream] of Object.entries(config.upstreams)) {
-      if (upstream.type !== 'smtp') continue;
-      const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => upstream.auth[key] !== undefined);
-      if (sources.length !== 1) {
+    for (const key of ['rewrite_sender', 'rewrite_from'] as const) {
+      if (device[key] === true && upstreams[device.upstream]?.type === 'directory') {
         ctx.addIssue({
           code: 'custom',
-          path: ['upstreams', name, 'auth'],
-          message: 'give exactly one of password, password_env, password_file',
+          path: at(key),
+          message: `true means the upstream account, and upstream ${quoted(device.upstream)} has none: give an address`,
         });
       }
     }
-    if (config.alert && !config.alert.command && !config.alert.webhook) {
-      ctx.addIssue({ code: 'custom', path: ['alert'], message: 'give a command, a webhook, or both' });
+    const sources = (['password', 'password_env', 'password_file', 'secret'] as const).filter((key) => device[key] !== undefined);
+    if (typeof device.max_size === 'number' && typeof config.max_message_size === 'number' && device.max_size > config.max_message_size) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('max_size'),
+        message: `must not exceed max_message_size (${config.max_message_size} bytes)`,
+      });
     }
-    const seen = new Set<string>();
-    config.listen.forEach((listener, index) => {
-      const key = `${listener.address}:${listener.port}`;
-      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['listen', index, 'port'], message: `${key} is listed twice` });
-      seen.add(key);
-    });
-  })
+    if (device.allow_cleartext_auth && device.min_tls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('allow_cleartext_auth'),
+        message: 'contradicts min_tls: a device cannot both need TLS and authenticate without it',
+      });
+    }
+    if (device.allow_cleartext_auth && !listeners.some((listener) => listener.allow_cleartext_auth)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('allow_cleartext_auth'),
+        message: 'no listener has allow_cleartext_auth: true, so this device could never use it',
+      });
+    }
+    if (device.auth === 'none') {
+      if (sources.length > 0) ctx.addIssue({ code: 'custom', path: at(sources[0]), message: 'a device with auth: none takes no password' });
+      if (!device.networks)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('networks'),
+          message: 'a device with auth: none needs networks: it is identified by address alone',
+        });
+      device.networks?.forEach((network, index) => {
+        if (device.allow_wide_networks || !isNetwork(network) || isLanSized(parseNetwork(network))) return;
+        ctx.addIssue({
+          code: 'custom',
+          path: ['devices', name, 'networks', index],
+          message: `${network} is wider than a LAN, and anyone in it could send as this device without a password; narrow it (private range, /16 or /48 at most) or set allow_wide_networks: true`,
+        });
+      });
+      continue;
+    }
+    if (sources.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: sources.length ? at(sources[1]) : ['devices', name],
+        message: 'give exactly one of password, password_env, password_file, secret',
+      });
+    }
+    if (Array.isArray(device.secret) && device.secret.every(isRecord) && Array.isArray(device.mechanisms)) {
+      const served = new Set(device.secret.flatMap((form) => SCHEME_MECHANISMS[form.scheme]));
+      const unserved = device.mechanisms.filter((mechanism) => !served.has(mechanism));
+      if (unserved.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: at('secret'),
+          message: `no stored form serves ${unserved.join(', ')}; make one with smtp-bridge hash-secret --mechanisms ${device.mechanisms.join(',')}`,
+        });
+      }
+    }
+    if (device.generate_password && !device.password_file) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('generate_password'),
+        message: 'generate_password needs password_file (where to keep it)',
+      });
+    }
+    const username = (typeof device.username === 'string' ? device.username : name).toLowerCase();
+    const other = usernames.get(username);
+    if (other)
+      ctx.addIssue({
+        code: 'custom',
+        path: at('username'),
+        message: `username ${quoted(username)} is already used by device ${quoted(other)}`,
+      });
+    usernames.set(username, name);
+  }
+  for (const [name, upstream] of Object.entries(upstreams)) {
+    if (!isRecord(upstream) || upstream.type !== 'smtp' || !isRecord(upstream.auth)) continue;
+    const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => upstream.auth[key] !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['upstreams', name, 'auth'],
+        message: 'give exactly one of password, password_env, password_file',
+      });
+    }
+  }
+  if (config.alert && isRecord(config.alert) && !config.alert.command && !config.alert.webhook) {
+    ctx.addIssue({ code: 'custom', path: ['alert'], message: 'give a command, a webhook, or both' });
+  }
+  const seen = new Set<string>();
+  listeners.forEach((listener, index) => {
+    const key = `${listener.address}:${listener.port}`;
+    if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['listen', index, 'port'], message: `${key} is listed twice` });
+    seen.add(key);
+  });
+}
+
+const configFields = z.strictObject({
+  hostname: nonEmpty.default('smtp-bridge.lan'),
+  /** DIGEST-MD5 realm; the hostname when absent (resolved below, so every stage sees one value). */
+  sasl_realm: nonEmpty.optional(),
+  listen: z.array(listenerSchema, { error: 'must be a list of listeners' }).min(1, { error: 'must name at least one listener' }),
+  tls: inboundTlsSchema.default({ cert_file: 'certs/bridge.crt', key_file: 'certs/bridge.key', min_version: 'TLSv1.2' }),
+  max_message_size: size.default(26214400),
+  greeting_delay_ms: z.number().int().min(0).max(10000).default(0),
+  spool: z.strictObject({ dir: nonEmpty.default('spool') }).default({ dir: 'spool' }),
+  delivery: z
+    .strictObject({
+      sync_wait: duration.default(10_000),
+      retry_initial: duration.default(60_000),
+      retry_max: duration.default(3_600_000),
+      max_age: duration.default(5 * 86_400_000),
+      shutdown_wait: duration.default(10_000),
+    })
+    .default({ sync_wait: 10_000, retry_initial: 60_000, retry_max: 3_600_000, max_age: 5 * 86_400_000, shutdown_wait: 10_000 }),
+  upstreams: z.record(z.string(), upstreamSchema, { error: 'must be a map of upstream names to upstreams' }),
+  devices: z.record(z.string(), deviceSchema, { error: 'must be a map of device names to devices' }),
+  log: logSchema.default({ level: 'info', format: 'auto' }),
+  lockout: lockoutSchema.default(LOCKOUT_DEFAULTS),
+  alert: alertSchema.optional(),
+});
+
+export const configSchema = configFields
+  // Runs even when fields are wrong, so that one run reports every mistake (see crossFieldChecks).
+  .superRefine((config, ctx) => crossFieldChecks(config, ctx), { when: (payload) => isRecord(payload.value) })
   .transform((config) => ({ ...config, sasl_realm: config.sasl_realm ?? config.hostname }));
 
 export type Config = z.output<typeof configSchema>;
