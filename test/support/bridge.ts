@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { startBridge, type RunningBridge } from '../../src/bridge.js';
 import { createLogger } from '../../src/observe/logger.js';
 import { freePort } from './ports.js';
+import { waitUntil } from './wait.js';
 
 export interface LogLine {
   level: string;
@@ -19,6 +20,8 @@ export interface TestBridge {
   /** Port of each listener, by tls mode. */
   ports: { none?: number; starttls?: number; implicit?: number };
   logs: LogLine[];
+  /** The first log line (seen so far or yet to come) that matches. */
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Stops the bridge and starts it again on the same directory, config and ports, as after a reboot. */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -81,6 +84,12 @@ ${options.yaml}`;
     file,
     ports,
     logs,
+    waitForLog: (predicate, timeoutMs = 10_000) =>
+      waitUntil(
+        () => `a log line; last logs: ${JSON.stringify(logs.slice(-5))}`,
+        () => logs.find(predicate),
+        timeoutMs,
+      ),
     async restart() {
       await bridge.stop();
       bridge = await startBridge((await loadConfig(file)).config, logger);

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { ReplyReader, type SmtpReplyLine } from './clients.js';
+import { ReplyReader, type SmtpReplyLine } from './smtp-reply.js';
 
 export interface LineClientOptions {
   port: number;
@@ -68,6 +68,15 @@ export class LineClient {
   async command(line: string | Buffer, timeoutMs?: number): Promise<SmtpReplyLine | null> {
     this.write(typeof line === 'string' ? `${line}\r\n` : line);
     return this.reply(timeoutMs);
+  }
+
+  /** Whether the server has closed the connection by `timeoutMs` from now. */
+  async closesWithin(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([this.closed, timeout]);
+    clearTimeout(timer);
+    return this.isClosed;
   }
 
   close(): void {

@@ -1,9 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { LogLine } from './bridge.js';
-
-/** The compiled CLI, as a user runs it. */
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+import { CLI, NODE } from './cli.js';
+import { waitUntil } from './wait.js';
 
 export interface BridgeProcess {
   child: ChildProcess;
@@ -25,9 +23,8 @@ export async function spawnBridge(
   lifetimeMs = 60_000,
   user?: { uid: number; gid: number },
 ): Promise<BridgeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
+  const child = spawn(NODE, [CLI, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
   const logs: LogLine[] = [];
-  const waiters = new Set<() => void>();
   let stderr = '';
   let pending = '';
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -35,7 +32,6 @@ export async function spawnBridge(
     const lines = pending.split('\n');
     pending = lines.pop()!;
     for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line) as LogLine);
-    for (const wake of waiters) wake();
   });
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -43,23 +39,12 @@ export async function spawnBridge(
   limit.unref();
   void exited.then(() => clearTimeout(limit));
 
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000) =>
-    new Promise<LogLine>((resolve, reject) => {
-      const check = () => {
-        const found = logs.find(predicate);
-        if (!found) return false;
-        clearTimeout(timer);
-        waiters.delete(wake);
-        resolve(found);
-        return true;
-      };
-      const wake = () => void check();
-      const timer = setTimeout(() => {
-        waiters.delete(wake);
-        reject(new Error(`no such log line within ${timeoutMs} ms; stderr: ${stderr}; logs: ${JSON.stringify(logs.slice(-5))}`));
-      }, timeoutMs);
-      if (!check()) waiters.add(wake);
-    });
+  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> =>
+    waitUntil(
+      () => `a log line; stderr: ${stderr}; last logs: ${JSON.stringify(logs.slice(-5))}`,
+      () => logs.find(predicate),
+      timeoutMs,
+    );
 
   const bridge: BridgeProcess = {
     child,

@@ -4,6 +4,7 @@ import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Pki } from './pki.js';
 import { freePort } from './ports.js';
+import { waitUntil } from './wait.js';
 
 export interface SmtpReply {
   code: number;
@@ -146,7 +147,6 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
   const authAttempts: AuthAttempt[] = [];
   const errors: Error[] = [];
   const protocols = new Map<string, string>();
-  const waiters = new Set<() => void>();
 
   const server = new SMTPServer({
     secure: opts.mode === 'implicit',
@@ -199,7 +199,6 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
             authMethod: user?.method ?? null,
             tlsProtocol: protocols.get(session.id) ?? null,
           });
-          for (const wake of waiters) wake();
           callback(null, 'OK: queued as upstream-' + messages.length);
         },
         (err: Error) => callback(err),
@@ -220,22 +219,12 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     authAttempts,
     errors,
     connections: 0,
-    waitForMessages(n, timeoutMs) {
-      if (messages.length >= n) return Promise.resolve(messages.slice());
-      return new Promise((resolve, reject) => {
-        const wake = (): void => {
-          if (messages.length < n) return;
-          clearTimeout(timer);
-          waiters.delete(wake);
-          resolve(messages.slice());
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(wake);
-          reject(new Error(`upstream got ${messages.length} of ${n} messages within ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(wake);
-      });
-    },
+    waitForMessages: (n, timeoutMs) =>
+      waitUntil(
+        () => `the upstream to get ${n} messages (it has ${messages.length})`,
+        () => messages.length >= n && messages.slice(),
+        timeoutMs,
+      ),
     dropSessions: served.dropSessions,
     close: served.close,
   };

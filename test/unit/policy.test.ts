@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AddressRules } from '../src/policy/addresses.js';
-import { NetworkList } from '../src/policy/networks.js';
+import { AddressRules } from '../../src/policy/addresses.js';
+import { NetworkList } from '../../src/policy/networks.js';
 
 test('networks match IPv4, IPv6 and IPv4-mapped IPv6 clients', () => {
   const lan = new NetworkList(['192.168.1.0/24', 'fd00::/8', '10.0.0.7']);

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pythonSmtplib } from './support/clients.js';
-import { makePki, type Pki } from './support/pki.js';
-import { providerYaml } from './support/provider-yaml.js';
-import { freePort } from './support/ports.js';
-import { spawnBridge } from './support/process.js';
-import { openDataSession } from './support/raw-client.js';
-import { startUpstream, type Upstream } from './support/upstream.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { makePki, type Pki } from '../support/pki.js';
+import { providerYaml } from '../support/provider-yaml.js';
+import { freePort } from '../support/ports.js';
+import { spawnBridge } from '../support/process.js';
+import { openDataSession } from '../support/raw-client.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
 
 /**
  * The bridge as a separate process, killed with SIGKILL at the worst moments.

@@ -6,19 +6,15 @@ import path from 'node:path';
 import type tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
-import {
-  cramMd5Response,
-  curlClient,
-  nodemailerClient,
-  opensslClient,
-  pythonSmtplib,
-  swaks,
-  type ClientOptions,
-  type ClientResult,
-} from './support/clients.js';
-import { makePki, makeSelfSigned, type Pki } from './support/pki.js';
-import { freePort } from './support/ports.js';
-import { serveSmtp, startAcceptAllServer, startDownPort, startUpstream, type Upstream } from './support/upstream.js';
+import type { ClientOptions, ClientResult } from '../support/client-options.js';
+import { curlClient } from '../support/curl-client.js';
+import { nodemailerClient } from '../support/nodemailer-client.js';
+import { opensslClient } from '../support/openssl-client.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { swaks } from '../support/swaks-client.js';
+import { makePki, makeSelfSigned, type Pki } from '../support/pki.js';
+import { freePort } from '../support/ports.js';
+import { serveSmtp, startAcceptAllServer, startDownPort, startUpstream, type Upstream } from '../support/upstream.js';
 
 const USER = 'relay@example.net';
 const PASS = 'upstream-secret';
@@ -199,7 +195,7 @@ describe('hardened upstream', () => {
 
   test('waitForMessages times out with a count', () =>
     withUpstream({ mode: 'implicit' }, async (upstream) => {
-      await assert.rejects(upstream.waitForMessages(1, 50), /0 of 1 messages/);
+      await assert.rejects(upstream.waitForMessages(1, 50), /to get 1 messages \(it has 0\)/);
     }));
 
   test('close() does not wait for an idle client', async () => {
@@ -233,11 +229,6 @@ test('the accept-all sink takes cleartext mail without AUTH', async () => {
   } finally {
     await sink.close();
   }
-});
-
-test('cramMd5Response matches RFC 2195', () => {
-  const challenge = Buffer.from('<1896.697170952@postoffice.reston.mci.net>').toString('base64');
-  assert.equal(cramMd5Response('tim', 'tanstaaftanstaaf', challenge), 'dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw');
 });
 
 /** What a legacy-friendly server saw, to check the clients against the server's side. */

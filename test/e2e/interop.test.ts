@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { TestBridge } from './support/bridge.js';
-import {
-  curlClient,
-  msmtpClient,
-  opensslClient,
-  pythonSmtplib,
-  swaks,
-  type ClientOptions,
-  type ClientResult,
-  type Mechanism,
-  type TlsVersion,
-} from './support/clients.js';
-import { startRelay, type Relay } from './support/relay.js';
-import type { Upstream } from './support/upstream.js';
+import type { TestBridge } from '../support/bridge.js';
+import type { ClientOptions, ClientResult, Mechanism, TlsVersion } from '../support/client-options.js';
+import { curlClient } from '../support/curl-client.js';
+import { msmtpClient } from '../support/msmtp-client.js';
+import { opensslClient } from '../support/openssl-client.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { swaks } from '../support/swaks-client.js';
+import { startRelay, type Relay } from '../support/relay.js';
+import type { Upstream } from '../support/upstream.js';
 
 /**
  * The interoperability matrix: every real client × PLAIN, LOGIN, CRAM-MD5 and

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { test } from 'node:test';
-import { Cleanup } from '../src/cleanup/cleanup.js';
-import { displayNameOf, withDisplayName } from '../src/cleanup/from-header.js';
-import { receivedHeader } from '../src/cleanup/received.js';
-import type { Arrival, MessageRecord } from '../src/message.js';
+import { Cleanup } from '../../src/cleanup/cleanup.js';
+import { displayNameOf, withDisplayName } from '../../src/cleanup/from-header.js';
+import { receivedHeader } from '../../src/cleanup/received.js';
+import type { Arrival, MessageRecord } from '../../src/message.js';
 
 const DATE = new Date('2026-11-23T12:53:25Z');
 const ID = '0MWT9O445323FCD6A11';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mock, test } from 'node:test';
 import type { SMTPServerSession } from 'smtp-server';
-import type { BridgeAuthHandler } from '../src/inbound/sasl/authentication.js';
-import { DigestMd5Exchange, NONCE_LIFETIME_MS, type SaslChannel } from '../src/inbound/sasl/digest-md5-exchange.js';
-import { createLogger } from '../src/observe/logger.js';
+import type { BridgeAuthHandler } from '../../src/inbound/sasl/authentication.js';
+import { DigestMd5Exchange, NONCE_LIFETIME_MS, type SaslChannel } from '../../src/inbound/sasl/digest-md5-exchange.js';
+import { createLogger } from '../../src/observe/logger.js';
 import {
   digestMd5Challenge,
   digestMd5ClientResponse,
@@ -15,9 +15,9 @@ import {
   userRealmPasswordHash,
   verifyDigestMd5,
   type DigestMd5Response,
-} from '../src/auth/digest-md5-math.js';
-import { digestMd5Answer } from './support/clients.js';
-import { saslVectors } from './support/vectors.js';
+} from '../../src/auth/digest-md5-math.js';
+import { digestMd5Answer } from '../support/sasl-answers.js';
+import { saslVectors } from '../support/vectors.js';
 
 function read(raw: string): DigestMd5Response {
   const reading = readDigestMd5Response(raw);

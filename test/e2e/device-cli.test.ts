@@ -2,22 +2,19 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parse } from 'yaml';
-import { FreezeStore } from '../src/policy/freeze-store.js';
-import { deviceFrom } from './support/device.js';
+import { FreezeStore } from '../../src/policy/freeze-store.js';
+import { CLI, NODE, runCliSync, supportScript } from '../support/cli.js';
+import { deviceFrom } from '../support/device.js';
 
 /** `smtp-bridge hash-secret` and `smtp-bridge device`, run as a person or a script would. */
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 /** Dovecot 2.3's `doveadm pw -s CRAM-MD5 -p himitsunokotoba`. */
 const DOVECOT_CRAM = '{CRAM-MD5}1b16a7d2dc59efa12a7dfbedd1bbb9ae14c8b69d1be8fbb5a6694368054c3957';
 
-function run(args: string[], input = '') {
-  return spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8' });
-}
+const run = (args: string[], input = '') => runCliSync(args, { input });
 
 function configDir(t: TestContext): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'smtp-bridge-cli-'));
@@ -85,28 +82,13 @@ test('hash-secret --device takes mechanisms, username and realm from the config,
 });
 
 test('hash-secret on a terminal asks twice without echo', (t) => {
-  const script = String.raw`
-import os, pty, sys, time
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-out = b""
-def read_until(marker, limit=10):
-    global out
-    end = time.time() + limit
-    while marker not in out and time.time() < end:
-        try:
-            out += os.read(fd, 1024)
-        except OSError:
-            break
-read_until(b"Password: "); os.write(fd, b"himitsunokotoba\r")
-read_until(b"Again: "); os.write(fd, b"himitsunokotoba\r")
-read_until(b"secret: [")
-read_until(b"]")
-os.waitpid(pid, 0)
-sys.stdout.write(out.decode())
-`;
-  const result = spawnSync('python3', ['-c', script, process.execPath, MAIN, 'hash-secret', '--mechanisms', 'CRAM-MD5'], {
+  const steps = [
+    { expect: 'Password: ', send: 'himitsunokotoba\r' },
+    { expect: 'Again: ', send: 'himitsunokotoba\r' },
+  ];
+  const job = { argv: [NODE, CLI, 'hash-secret', '--mechanisms', 'CRAM-MD5'], steps: [...steps, { expect: 'secret: [' }, { expect: ']' }] };
+  const result = spawnSync('python3', [supportScript('pty-run.py')], {
+    input: JSON.stringify(job),
     encoding: 'utf8',
     timeout: 20_000,
   });

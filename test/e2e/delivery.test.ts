@@ -5,13 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startTestBridge, type LogLine, type TestBridge } from './support/bridge.js';
-import { pythonSmtplib } from './support/clients.js';
-import { dropMidData, openDataSession } from './support/raw-client.js';
-import { makePki, type Pki } from './support/pki.js';
-import { providerYaml } from './support/provider-yaml.js';
-import { freePort } from './support/ports.js';
-import { startUpstream, type SmtpReply, type Upstream, type UpstreamOptions } from './support/upstream.js';
+import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { dropMidData, openDataSession } from '../support/raw-client.js';
+import { makePki, type Pki } from '../support/pki.js';
+import { providerYaml } from '../support/provider-yaml.js';
+import { freePort } from '../support/ports.js';
+import { startUpstream, type SmtpReply, type Upstream, type UpstreamOptions } from '../support/upstream.js';
+import { waitUntil } from '../support/wait.js';
 
 let pkiDir: string;
 let pki: Pki;
@@ -46,18 +47,6 @@ function send(bridge: TestBridge, to: string[] = ['owner@example.com'], body = m
   return pythonSmtplib({ host: '127.0.0.1', port: bridge.ports.none!, security: 'none', from: FROM, to, message: body });
 }
 
-function waitForLog(bridge: TestBridge, predicate: (line: LogLine) => boolean, timeoutMs = 8000): Promise<LogLine> {
-  const deadline = Date.now() + timeoutMs;
-  return (async () => {
-    for (;;) {
-      const found = bridge.logs.find(predicate);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`log line not seen; last lines: ${JSON.stringify(bridge.logs.slice(-4))}`);
-      await sleep(25);
-    }
-  })();
-}
-
 const queueIdOf = (transcript: string) => /Queued as ([0-9A-Z]+)/.exec(transcript)?.[1] ?? assert.fail(`not queued: ${transcript}`);
 const spoolFiles = (bridge: TestBridge, area: string) => readdirSync(join(bridge.dir, 'spool', area));
 
@@ -77,10 +66,12 @@ test('provider down for a while, then up: delivered once, after retries', async 
     const result = await send(bridge);
     assert.equal(result.code, 250, result.transcript);
     const id = queueIdOf(result.transcript);
-    await waitForLog(bridge, (l) => l.msg === 'deferred' && l.queue_id === id && Number(l.attempt) >= 2);
+    const deferred = await bridge.waitForLog((l) => l.msg === 'deferred' && l.queue_id === id && Number(l.attempt) >= 2);
+    assert.match(String(deferred.response), /ECONNREFUSED/);
     await withProvider({ port }, async (provider) => {
-      await provider.waitForMessages(1, 8000);
-      const delivered = await waitForLog(bridge, (l) => l.msg === 'delivered' && l.queue_id === id);
+      const [received] = await provider.waitForMessages(1, 8000);
+      assert.deepEqual(received.envelope, { mailFrom: FROM, rcptTo: ['owner@example.com'] });
+      const delivered = await bridge.waitForLog((l) => l.msg === 'delivered' && l.queue_id === id);
       assert.ok(Number(delivered.attempt) >= 3);
       await sleep(800);
       assert.equal(provider.messages.length, 1);
@@ -100,8 +91,9 @@ test('provider 4xx, then 250: the device hears "queued", the message goes out on
       const result = await send(bridge);
       assert.equal(result.code, 250, result.transcript);
       const id = queueIdOf(result.transcript);
-      await provider.waitForMessages(1, 8000);
-      const delivered = await waitForLog(bridge, (l) => l.msg === 'delivered' && l.queue_id === id);
+      const [received] = await provider.waitForMessages(1, 8000);
+      assert.match(received.raw.toString(), /^Subject: reading \d+\r$/m);
+      const delivered = await bridge.waitForLog((l) => l.msg === 'delivered' && l.queue_id === id);
       assert.equal(delivered.attempt, 2);
       assert.equal(calls, 2);
     } finally {
@@ -115,9 +107,9 @@ test('expiry: a message undeliverable for longer than max_age moves to the faile
   try {
     const result = await send(bridge);
     const id = queueIdOf(result.transcript);
-    const expired = await waitForLog(bridge, (l) => l.msg === 'expired' && l.queue_id === id);
+    const expired = await bridge.waitForLog((l) => l.msg === 'expired' && l.queue_id === id);
     assert.equal(expired.level, 'error');
-    await waitForLog(bridge, () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
+    await waitUntil('the message in the failed area', () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
     const state = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.state`), 'utf8'));
     assert.match(state.reason, /^expired after \d+ attempts: .*ECONNREFUSED/);
     assert.deepEqual(spoolFiles(bridge, 'queue'), []);
@@ -142,9 +134,9 @@ test('partial recipient failure: delivered recipients are never sent again, the 
       const [first, second] = await provider.waitForMessages(2, 8000);
       assert.deepEqual(first.envelope.rcptTo, ['now@example.org']);
       assert.deepEqual(second.envelope.rcptTo, ['later@example.org']);
-      const bounced = await waitForLog(bridge, (l) => l.msg === 'bounced' && l.queue_id === id);
+      const bounced = await bridge.waitForLog((l) => l.msg === 'bounced' && l.queue_id === id);
       assert.equal(bounced.to, 'never@example.org');
-      await waitForLog(bridge, () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
+      await waitUntil('the message in the failed area', () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
       const state = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.state`), 'utf8'));
       assert.deepEqual(state.delivered, ['now@example.org', 'later@example.org']);
       assert.deepEqual(
@@ -160,19 +152,27 @@ test('partial recipient failure: delivered recipients are never sent again, the 
 });
 
 test('a provider slower than sync_wait: the device hears "queued" at once, the message is delivered once', async () => {
-  const onData = () => sleep(1200).then(() => undefined);
+  // The provider holds DATA until the device has had its answer: "at once" does not depend on how busy the machine is.
+  let release!: () => void;
+  const held = new Promise<undefined>((resolve) => (release = () => resolve(undefined)));
+  const onData = () => held;
   await withProvider({ onData }, async (provider) => {
     const bridge = await bridgeFor(provider.port, 'sync_wait: 200, retry_initial: 1h');
     try {
-      const started = Date.now();
       const result = await send(bridge);
       assert.equal(result.code, 250, result.transcript);
-      queueIdOf(result.transcript);
-      assert.ok(Date.now() - started < 1200, 'the device waited for the slow provider');
-      await provider.waitForMessages(1, 5000);
+      const id = queueIdOf(result.transcript);
+      assert.match(result.transcript, /Queued as/);
+      assert.equal(provider.messages.length, 0, "the provider had answered the device's message already");
+      release();
+      const [received] = await provider.waitForMessages(1, 5000);
+      assert.equal(received.envelope.mailFrom, FROM);
+      const delivered = await bridge.waitForLog((l) => l.msg === 'delivered' && l.queue_id === id);
+      assert.equal(delivered.attempt, 1);
       await sleep(300);
       assert.equal(provider.messages.length, 1);
     } finally {
+      release();
       await bridge.stop();
     }
   });

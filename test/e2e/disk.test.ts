@@ -4,11 +4,11 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startTestBridge, type TestBridge } from './support/bridge.js';
-import { pythonSmtplib } from './support/clients.js';
-import { makeSelfSigned } from './support/pki.js';
-import { freePort } from './support/ports.js';
-import { spawnBridge } from './support/process.js';
+import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { makeSelfSigned } from '../support/pki.js';
+import { freePort } from '../support/ports.js';
+import { spawnBridge } from '../support/process.js';
 
 /**
  * A full or read-only spool, for real: the spool is a tiny tmpfs. Mounting

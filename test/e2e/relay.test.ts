@@ -4,19 +4,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startTestBridge, type TestBridge } from './support/bridge.js';
-import {
-  nodemailerClient,
-  opensslClient,
-  pythonSmtplib,
-  swaks,
-  type ClientOptions,
-  type Mechanism,
-  type TlsVersion,
-} from './support/clients.js';
-import { makePki, type Pki } from './support/pki.js';
-import { providerYaml } from './support/provider-yaml.js';
-import { startDownPort, startUpstream, type ReceivedMessage, type Upstream } from './support/upstream.js';
+import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import type { ClientOptions, Mechanism, TlsVersion } from '../support/client-options.js';
+import { nodemailerClient } from '../support/nodemailer-client.js';
+import { opensslClient } from '../support/openssl-client.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { swaks } from '../support/swaks-client.js';
+import { makePki, type Pki } from '../support/pki.js';
+import { providerYaml } from '../support/provider-yaml.js';
+import { startDownPort, startUpstream, type ReceivedMessage, type Upstream } from '../support/upstream.js';
 
 const HOST = '127.0.0.1';
 let pkiDir: string;

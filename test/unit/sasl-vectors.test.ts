@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { passwordCredential } from '../src/auth/credentials.js';
-import { deviceFrom } from './support/device.js';
-import { saslVectors as vectors } from './support/vectors.js';
+import { passwordCredential } from '../../src/auth/credentials.js';
+import { deviceFrom } from '../support/device.js';
+import { saslVectors as vectors } from '../support/vectors.js';
 
 const verifyCramMd5 = (password: string, challenge: string, response: string) =>
   deviceFrom({ password, mechanisms: ['CRAM-MD5'] }).verify({ mechanism: 'CRAM-MD5', username: 'device', challenge, response });

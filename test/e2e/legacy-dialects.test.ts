@@ -3,11 +3,12 @@ import { createHmac } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { LogLine, TestBridge } from './support/bridge.js';
-import { digestMd5Answer, opensslClient } from './support/clients.js';
-import { LineClient } from './support/line-client.js';
-import { startRelay, type Relay } from './support/relay.js';
-import type { ReceivedMessage, Upstream } from './support/upstream.js';
+import type { LogLine, TestBridge } from '../support/bridge.js';
+import { opensslClient } from '../support/openssl-client.js';
+import { digestMd5Answer } from '../support/sasl-answers.js';
+import { LineClient } from '../support/line-client.js';
+import { startRelay, type Relay } from '../support/relay.js';
+import type { ReceivedMessage, Upstream } from '../support/upstream.js';
 
 /**
  * What old devices send that a strict server refuses, through the real bridge:

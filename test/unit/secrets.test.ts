@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { formatStoredSecret, parseStoredSecret, type StoredSecret } from '../src/auth/stored-secret.js';
-import { passwordCredential, storedCredential } from '../src/auth/credentials.js';
-import { digestMd5ClientResponse, userRealmPasswordHash, type DigestMd5Response } from '../src/auth/digest-md5-math.js';
-import { hashSecret, schemesFor } from '../src/auth/hash-secret.js';
-import { hmacMd5Pads, hmacMd5WithPads, padsFromBytes, padsToBytes } from '../src/auth/md5-state.js';
-import { deviceFrom } from './support/device.js';
-import { saslVectors as vectors } from './support/vectors.js';
+import { formatStoredSecret, parseStoredSecret, type StoredSecret } from '../../src/auth/stored-secret.js';
+import { passwordCredential, storedCredential } from '../../src/auth/credentials.js';
+import { digestMd5ClientResponse, userRealmPasswordHash, type DigestMd5Response } from '../../src/auth/digest-md5-math.js';
+import { hashSecret, schemesFor } from '../../src/auth/hash-secret.js';
+import { hmacMd5Pads, hmacMd5WithPads, padsFromBytes, padsToBytes } from '../../src/auth/md5-state.js';
+import { deviceFrom } from '../support/device.js';
+import { saslVectors as vectors } from '../support/vectors.js';
 
 const [cram] = vectors.cram_md5;
 const [digest] = vectors.digest_md5;

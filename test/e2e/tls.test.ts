@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import type { TestBridge } from './support/bridge.js';
-import { opensslClient, type TlsVersion } from './support/clients.js';
-import { startRelay, type Relay } from './support/relay.js';
+import type { TestBridge } from '../support/bridge.js';
+import type { TlsVersion } from '../support/client-options.js';
+import { opensslClient } from '../support/openssl-client.js';
+import { startRelay, type Relay } from '../support/relay.js';
 
 /**
  * The suites README's TLS table promises, each proved by a client that offers

@@ -1,47 +1,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig } from '../src/config/load.js';
-
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'smtp-bridge-config-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Writes the lines as `bridge.yaml` (mode 0600 unless told) and returns its path; line N of the file is lines[N-1]. */
-function writeConfig(dir: string, lines: string[], mode = 0o600): string {
-  const file = join(dir, 'bridge.yaml');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  chmodSync(file, mode);
-  return file;
-}
-
-/** Lines 1-6 of most broken configs: the device under test starts at line 7. */
-const HEAD = [
-  'listen:',
-  '  - { port: 2525, tls: none }',
-  'upstreams:',
-  '  local: { type: directory, path: captured }',
-  'devices:',
-  '  doorphone:',
-];
-
-async function issuesOf(file: string): Promise<string[]> {
-  try {
-    await loadConfig(file);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err.issues;
-  }
-  assert.fail('the config loaded, but it should have been refused');
-}
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { HEAD, issuesOf, tempDir, writeConfig, writeFullConfig } from '../support/config-files.js';
 
 async function assertIssues(t: TestContext, lines: string[], expected: string[]): Promise<void> {
   const file = writeConfig(tempDir(t), lines);
@@ -323,52 +285,6 @@ test('the error message names the file and lists every issue in line order', asy
   });
 });
 
-const FULL = [
-  'listen:',
-  '  - { port: 587, tls: starttls }',
-  '  - { port: 2525, tls: none, address: 127.0.0.1, allow_cleartext_auth: true }',
-  'tls:',
-  '  min_version: TLSv1.1',
-  'max_message_size: 10MB',
-  'upstreams:',
-  '  isp:',
-  '    host: smtp.example.net',
-  '    port: 465',
-  '    tls: implicit',
-  '    ca_file: ca/extra.pem',
-  '    auth:',
-  '      user: bridge@example.net',
-  '      password_file: /nonexistent-but-unused',
-  '  local:',
-  '    type: directory',
-  '    path: captured',
-  'spool:',
-  '  dir: /var/spool/smtp-bridge',
-  'devices:',
-  '  doorphone:',
-  '    password_env: SMTP_BRIDGE_TEST_DOORPHONE',
-  '    mechanisms: [CRAM-MD5]',
-  '    networks: [192.168.1.0/24]',
-  '    senders: ["door@example.com"]',
-  '    recipients: ["me@example.com", "@example.org"]',
-  '    upstream: isp',
-  '  printer:',
-  '    auth: none',
-  '    networks: [192.168.1.50]',
-  '    senders: ["@example.com"]',
-  '    upstream: local',
-];
-
-/** FULL with the upstream's password file pointed at a real file in `dir`. */
-function writeFullConfig(dir: string, mode = 0o600): string {
-  writeFileSync(join(dir, 'isp.password'), 'upstream-secret\n');
-  return writeConfig(
-    dir,
-    FULL.map((line) => line.replace('/nonexistent-but-unused', 'isp.password')),
-    mode,
-  );
-}
-
 test('a full config loads with defaults applied and paths resolved against its directory', async (t) => {
   const dir = tempDir(t);
   process.env.SMTP_BRIDGE_TEST_DOORPHONE = 'door-secret';
@@ -533,76 +449,6 @@ test('a plain password in a config file readable by others is a warning', async 
   assert.equal(readable.config.devices.doorphone.password, 'door-secret');
   const privateFile = await loadConfig(writeConfig(dir, lines, 0o600));
   assert.deepEqual(privateFile.warnings, []);
-});
-
-function checkConfig(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(process.execPath, [MAIN, 'check-config', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-}
-
-test('check-config prints a summary of a good config and no secret', (t) => {
-  const dir = tempDir(t);
-  const file = writeFullConfig(dir, 0o644);
-  const result = checkConfig(['-c', file], { SMTP_BRIDGE_TEST_DOORPHONE: 'door-secret-from-env' });
-  assert.equal(result.status, 0, result.stderr);
-  const lines = result.stdout.split('\n');
-  for (const expected of [
-    `config:    ${file} (ok)`,
-    'hostname:  smtp-bridge.lan',
-    'realm:     smtp-bridge.lan (DIGEST-MD5)',
-    '  0.0.0.0:587     tls starttls  cleartext AUTH refused',
-    '  127.0.0.1:2525  tls none      cleartext AUTH allowed',
-    `  isp: smtp smtp.example.net:465, tls implicit, min TLSv1.2, auth bridge@example.net with PLAIN, ca ${join(dir, 'ca/extra.pem')}`,
-    `  local: directory ${join(dir, 'captured')} (capture: writes .eml files, delivers nowhere)`,
-    '  doorphone',
-    '    auth:       required, mechanisms CRAM-MD5',
-    '    recipients: me@example.com, @example.org',
-    '    auth:       none (identified by network)',
-    '    recipients: any',
-  ]) {
-    assert.ok(lines.includes(expected), `missing line ${JSON.stringify(expected)} in:\n${result.stdout}`);
-  }
-  for (const secret of ['door-secret-from-env', 'upstream-secret']) {
-    assert.ok(!result.stdout.includes(secret) && !result.stderr.includes(secret), `${secret} was printed`);
-  }
-});
-
-test('check-config shows the LAN default for a device without networks, and warnings', (t) => {
-  const file = writeConfig(
-    tempDir(t),
-    [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'],
-    0o640,
-  );
-  const result = checkConfig(['--config', file]);
-  assert.equal(result.status, 0, result.stderr);
-  assert.match(result.stdout, /^ {4}networks: {3}LAN default \(127\.0\.0\.0\/8, /m);
-  assert.match(
-    result.stdout,
-    /^warnings:\n {2}devices\.doorphone\.password: plain password in a config file readable by group or others \(mode 0640\)/m,
-  );
-  assert.ok(!result.stdout.includes('door-secret'));
-});
-
-test('check-config exits 1 with the issues on stderr for a bad config', (t) => {
-  const file = writeConfig(tempDir(t), [
-    ...HEAD,
-    '    password: door-secret',
-    '    mechanisms: [PLAIN, CRAM-SHA1]',
-    '    senders: ["door@example.com"]',
-    '    upstream: local',
-  ]);
-  const result = checkConfig(['-c', file]);
-  assert.equal(result.status, 1);
-  assert.equal(result.stdout, '');
-  assert.equal(result.stderr, `${file}: 1 error\ndevices.doorphone.mechanisms[1]: unknown mechanism "CRAM-SHA1" (line 8)\n`);
-});
-
-test('check-config exits 2 on an unknown option and 0 on --help', () => {
-  const bad = checkConfig(['--verbose']);
-  assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /usage: smtp-bridge check-config/);
-  const help = checkConfig(['--help']);
-  assert.equal(help.status, 0);
-  assert.match(help.stdout, /usage: smtp-bridge check-config \[-c FILE\]/);
 });
 
 test('sasl_realm defaults to the hostname; auth_equals is per listener', async (t) => {

@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startTestBridge, type TestBridge } from './support/bridge.js';
-import { pythonSmtplib } from './support/clients.js';
-import { makePki, type Pki } from './support/pki.js';
-import { providerYaml } from './support/provider-yaml.js';
-import { freePort } from './support/ports.js';
-import { CLI } from './support/process.js';
-import { startUpstream, type Upstream } from './support/upstream.js';
+import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { pythonSmtplib } from '../support/python-client.js';
+import { makePki, type Pki } from '../support/pki.js';
+import { providerYaml } from '../support/provider-yaml.js';
+import { freePort } from '../support/ports.js';
+import { runCli, type CliResult } from '../support/cli.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
 
 let pkiDir: string;
 let pki: Pki;
@@ -44,16 +43,7 @@ after(async () => {
   await rm(pkiDir, { recursive: true, force: true });
 });
 
-function queue(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, 'queue', ...args, '-c', join(bridge.dir, 'smtp-bridge.yaml')],
-      { timeout: 15_000 },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const queue = (...args: string[]): Promise<CliResult> => runCli(['queue', ...args, '-c', bridge.file]);
 
 async function send(device: 'sensor' | 'camera', subject: string): Promise<string> {
   const result = await pythonSmtplib({

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { withoutEncodedLineEnd } from '../src/inbound/sasl/sloppy-response.js';
-import { repairAddressCommand } from '../src/inbound/sloppy-address.js';
+import { withoutEncodedLineEnd } from '../../src/inbound/sasl/sloppy-response.js';
+import { repairAddressCommand } from '../../src/inbound/sloppy-address.js';
 
 const b64 = (text: string) => Buffer.from(text, 'latin1').toString('base64');
 

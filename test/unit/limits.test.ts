@@ -3,14 +3,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { configSchema } from '../src/config/schema.js';
-import { Alert } from '../src/observe/alert.js';
-import { createLogger } from '../src/observe/logger.js';
-import { SendingBudgets } from '../src/policy/budgets.js';
-import { FreezeStore } from '../src/policy/freeze-store.js';
-import { Lockout } from '../src/policy/lockout.js';
-import { SlidingWindow } from '../src/policy/sliding-window.js';
-import { deviceFrom } from './support/device.js';
+import { configSchema } from '../../src/config/schema.js';
+import { Alert } from '../../src/observe/alert.js';
+import { createLogger } from '../../src/observe/logger.js';
+import { SendingBudgets } from '../../src/policy/budgets.js';
+import { FreezeStore } from '../../src/policy/freeze-store.js';
+import { Lockout } from '../../src/policy/lockout.js';
+import { SlidingWindow } from '../../src/policy/sliding-window.js';
+import { deviceFrom } from '../support/device.js';
 
 const lockoutSettings = (overrides: Record<string, unknown> = {}) =>
   configSchema.parse({ listen: [{ port: 25, tls: 'none' }], upstreams: {}, devices: {}, lockout: overrides }).lockout;

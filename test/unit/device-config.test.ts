@@ -1,52 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { test, type TestContext } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/load.js';
+import { CRAM_FORM, issuesOf, SCRYPT_FORM, writeDeviceConfig as writeConfig } from '../support/config-files.js';
 
 /** The config keys of issue 4 (containment) as check-config sees them: refusals name the key and line. */
-
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
-
-/** Made by `smtp-bridge hash-secret` (Dovecot's form for CRAM-MD5). */
-const CRAM_FORM = '{CRAM-MD5}1b16a7d2dc59efa12a7dfbedd1bbb9ae14c8b69d1be8fbb5a6694368054c3957';
-const SCRYPT_FORM = '{SCRYPT}ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
-
-/** A config whose devices section starts at line 6; `device` lines follow `  doorphone:` at line 7. */
-function writeConfig(t: TestContext, device: string[], { mode = 0o600, top = [] as string[], cleartextListener = true } = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'smtp-bridge-devconf-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'bridge.yaml');
-  const lines = [
-    'listen:',
-    `  - { port: 2525, tls: none, allow_cleartext_auth: ${cleartextListener} }`,
-    '  - { port: 2587, tls: starttls }',
-    'upstreams:',
-    '  local: { type: directory, path: captured }',
-    'devices:',
-    '  doorphone:',
-    ...device.map((line) => `    ${line}`),
-    '    senders: ["door@example.com"]',
-    '    upstream: local',
-    ...top,
-  ];
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  chmodSync(file, mode);
-  return file;
-}
-
-async function issuesOf(file: string): Promise<string[]> {
-  try {
-    await loadConfig(file);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.issues;
-  }
-  return assert.fail('the config loaded, but it should have been refused');
-}
 
 test('a stored secret must serve every mechanism of its device, one form per scheme', async (t) => {
   assert.deepEqual(await issuesOf(writeConfig(t, [`secret: "${CRAM_FORM}"`, 'mechanisms: [CRAM-MD5, PLAIN]'])), [
@@ -134,38 +91,4 @@ test('limits, freeze_after, max_recipients and max_size: parsed, defaulted, and 
   assert.deepEqual(await issuesOf(writeConfig(t, ['password: x'], { top: ['alert: { webhook: "ftp://example.com/x" }'] })), [
     'alert.webhook: not an http(s) URL: "ftp://example.com/x" (line 11)',
   ]);
-});
-
-test('check-config shows budgets, freeze, lockout, alert and stored forms, and warns about readable password-equivalent forms', (t) => {
-  const file = writeConfig(
-    t,
-    [
-      `secret: ["${SCRYPT_FORM}", "${CRAM_FORM}"]`,
-      'mechanisms: [PLAIN, CRAM-MD5]',
-      'limits: { messages: 20/1h }',
-      'max_recipients: 3',
-      'min_tls: TLSv1.2',
-    ],
-    {
-      mode: 0o644,
-      top: ['alert: { webhook: "http://127.0.0.1:9/hook" }'],
-    },
-  );
-  const result = spawnSync(process.execPath, [MAIN, 'check-config', '-c', file], { encoding: 'utf8' });
-  assert.equal(result.status, 0, result.stderr);
-  for (const expected of [
-    'lockout:   5 failed AUTHs per IP, 10 failed AUTHs per username within 15m; locked 1m, doubling up to 1h',
-    'alert:     webhook http://127.0.0.1:9/hook',
-    '    secret:     {SCRYPT}, {CRAM-MD5} (stored forms)',
-    '    tls:        TLSv1.2 or later',
-    '    limits:     20/1h messages, 3 recipients per message',
-    '    freeze:     after more than 60/1h message attempts',
-  ]) {
-    assert.ok(result.stdout.split('\n').includes(expected), `missing ${JSON.stringify(expected)} in:\n${result.stdout}`);
-  }
-  assert.match(
-    result.stdout,
-    /devices\.doorphone\.secret: \{CRAM-MD5\} form in a config file readable by group or others \(mode 0644\) logs in as this device; chmod 600 the file/,
-  );
-  assert.ok(!result.stdout.includes('1b16a7d2'), 'a stored form was printed');
 });

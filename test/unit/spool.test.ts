@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { after, test } from 'node:test';
-import type { MessageRecord } from '../src/message.js';
-import { newQueueId, SpoolStore, type SpooledMessage } from '../src/spool/store.js';
-import { syncDirectory } from '../src/spool/durable-file.js';
+import type { MessageRecord } from '../../src/message.js';
+import { newQueueId, SpoolStore, type SpooledMessage } from '../../src/spool/store.js';
+import { syncDirectory } from '../../src/spool/durable-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'smtp-bridge-spool-'));
 after(() => rmSync(root, { recursive: true, force: true }));

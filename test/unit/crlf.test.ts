@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { test } from 'node:test';
-import { CrlfNormalizer } from '../src/cleanup/crlf.js';
+import { CrlfNormalizer } from '../../src/cleanup/crlf.js';
 
 const normalize = (chunks: string[]) => buffer(Readable.from(chunks.map((c) => Buffer.from(c, 'latin1'))).pipe(new CrlfNormalizer()));
 
