@@ -2,6 +2,7 @@ import type { DeliverySettings } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
 import type { SpooledMessage, SpoolStore } from '../spool/store.js';
 import { nextDelay } from './backoff.js';
+import { systemClock, type Clock, type Timer } from './clock.js';
 import { DeliveryFailure, type Accepted, type Transport } from './transport.js';
 
 /** A policy decision the scheduler consults: messages of a held device wait, untouched. */
@@ -37,9 +38,9 @@ export class Scheduler {
   private readonly lanes = new Map<string, Lane>();
   private readonly due = new Map<string, Due>();
   private readonly inFlight = new Map<string, Promise<void>>();
-  private timer?: NodeJS.Timeout;
+  private timer?: Timer;
   private timerAt = 0;
-  private rescanTimer?: NodeJS.Timeout;
+  private rescanTimer?: Timer;
   private stopping = false;
 
   constructor(
@@ -48,6 +49,7 @@ export class Scheduler {
     private readonly settings: DeliverySettings,
     private readonly logger: Logger,
     private readonly hold: DeviceHold = { isHeld: () => false },
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Picks up every message already in the spool, e.g. after a restart or a crash. */
@@ -55,7 +57,7 @@ export class Scheduler {
     const pending = await this.scan();
     if (pending > 0) this.logger.info({ messages: pending }, 'resuming queued messages');
     // A safety net under the queue tools' kick: files changed by hand are noticed within a minute.
-    this.rescanTimer = setInterval(
+    this.rescanTimer = this.clock.setInterval(
       () => void this.scan().catch((err: Error) => this.logger.error({ err: err.message }, 'spool scan failed')),
       60_000,
     );
@@ -69,7 +71,7 @@ export class Scheduler {
     for (const id of ids) {
       if (this.inFlight.has(id)) continue;
       const message = await this.spool.read(id);
-      if (message) this.due.set(id, dueOf(message, Date.parse(message.state.nextAttemptAt) || Date.now()));
+      if (message) this.due.set(id, dueOf(message, Date.parse(message.state.nextAttemptAt) || this.clock.now()));
     }
     const waiting = this.due.size;
     this.tick();
@@ -85,14 +87,14 @@ export class Scheduler {
     const queued: Verdict = { status: 'queued', id: message.id };
     const lane = this.lane(message.envelope.upstream);
     if (this.stopping || !this.canStart(lane, dueOf(message, 0))) {
-      this.due.set(message.id, dueOf(message, Date.now()));
-      this.wakeAt(Date.now());
+      this.due.set(message.id, dueOf(message, this.clock.now()));
+      this.wakeAt(this.clock.now());
       return Promise.resolve(queued);
     }
     const verdict = new Promise<Verdict>((resolve) => {
-      const timer = setTimeout(() => resolve(queued), this.settings.sync_wait);
+      const timer = this.clock.setTimeout(() => resolve(queued), this.settings.sync_wait);
       this.launch(message.id, lane, message, (outcome) => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         resolve(outcome);
       });
     });
@@ -111,10 +113,10 @@ export class Scheduler {
   /** Stops starting deliveries and waits (up to shutdown_wait) for those in flight. */
   async stop(): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.timer);
-    clearInterval(this.rescanTimer);
+    this.clock.clearTimeout(this.timer);
+    this.clock.clearInterval(this.rescanTimer);
     const inFlight = Promise.all(this.inFlight.values());
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.settings.shutdown_wait).unref());
+    const timeout = new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.settings.shutdown_wait).unref());
     await Promise.race([inFlight, timeout]);
     await Promise.all([...this.transports.values()].map((transport) => transport.close()));
   }
@@ -130,21 +132,21 @@ export class Scheduler {
   }
 
   private canStart(lane: Lane, target: { upstream: string; device: string }): boolean {
-    return this.hasRoom(lane, target.upstream) && lane.backoffUntil <= Date.now() && !this.hold.isHeld(target.device);
+    return this.hasRoom(lane, target.upstream) && lane.backoffUntil <= this.clock.now() && !this.hold.isHeld(target.device);
   }
 
   /** Makes sure tick() runs by `at`: one timer, moved only ever earlier. */
   private wakeAt(at: number): void {
     if (this.stopping || (this.timer && this.timerAt <= at)) return;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timerAt = at;
     // setTimeout takes at most 2^31-1 ms; a longer wait simply wakes early and re-arms.
-    this.timer = setTimeout(
+    this.timer = this.clock.setTimeout(
       () => {
         this.timer = undefined;
         this.tick();
       },
-      Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1),
+      Math.min(Math.max(0, at - this.clock.now()), 2 ** 31 - 1),
     );
     this.timer.unref();
   }
@@ -156,7 +158,7 @@ export class Scheduler {
    * again: a backlog costs a few steps per delivery, not a walk over all of it.
    */
   private tick(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     let next = Infinity;
     for (const [id, entry] of this.due) {
       if (this.stopping || this.allBusy()) return;
@@ -193,7 +195,7 @@ export class Scheduler {
       .then((verdict) => report?.(verdict))
       .catch((err: Error) => {
         this.logger.error({ queue_id: id, device: fresh?.conn.device ?? waiting?.device, err: err.message }, 'delivery attempt crashed');
-        if (waiting ?? fresh) this.due.set(id, { ...(waiting ?? dueOf(fresh!, 0)), at: Date.now() + this.settings.retry_initial });
+        if (waiting ?? fresh) this.due.set(id, { ...(waiting ?? dueOf(fresh!, 0)), at: this.clock.now() + this.settings.retry_initial });
         report?.({ status: 'queued', id });
       })
       .finally(() => {
@@ -208,7 +210,7 @@ export class Scheduler {
     const { conn, envelope, state } = message;
     const queued: Verdict = { status: 'queued', id: message.id };
     if (!this.spool.lock(message.id)) return queued;
-    const started = Date.now();
+    const started = this.clock.now();
     const attempt = state.attempts + 1;
     const context = { queue_id: message.id, device: conn.device, client_ip: conn.clientIp, upstream: envelope.upstream, attempt };
     const done = new Set([...state.delivered, ...state.refused.map((r) => r.address)]);
@@ -236,7 +238,7 @@ export class Scheduler {
         this.noteLaneFailure(lane, failure);
       }
       if (result.accepted.length > 0) lane.failures = 0;
-      const delay_ms = Date.now() - Date.parse(envelope.receivedAt);
+      const delay_ms = this.clock.now() - Date.parse(envelope.receivedAt);
       const permanent = result.refused.filter((r) => (r.code ?? 0) >= 500);
       const temporary = result.refused.filter((r) => (r.code ?? 0) < 500);
       state.delivered.push(...result.accepted);
@@ -261,13 +263,13 @@ export class Scheduler {
 
       state.attempts = attempt;
       state.lastError = temporary[0].response;
-      const age = Date.now() - Date.parse(envelope.receivedAt);
+      const age = this.clock.now() - Date.parse(envelope.receivedAt);
       if (age >= this.settings.max_age) {
         this.logger.error({ ...context, response: state.lastError, delay_ms }, 'expired');
         await this.fail(message, `expired after ${attempt} attempts: ${state.lastError}`);
         return queued;
       }
-      const next = Date.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
+      const next = this.clock.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
       state.nextAttemptAt = new Date(next).toISOString();
       this.logger.warn(
         { ...context, to: temporary.map((r) => r.address), response: state.lastError, delay_ms, next_attempt: state.nextAttemptAt },
@@ -277,18 +279,18 @@ export class Scheduler {
       return queued;
     } finally {
       this.spool.unlock(message.id);
-      this.logger.debug({ ...context, took_ms: Date.now() - started }, 'attempt finished');
+      this.logger.debug({ ...context, took_ms: this.clock.now() - started }, 'attempt finished');
     }
   }
 
   private noteLaneFailure(lane: Lane, failure: DeliveryFailure): void {
     if (!failure.unreachable) return;
     lane.failures++;
-    lane.backoffUntil = Date.now() + nextDelay(lane.failures, this.settings.retry_initial, this.settings.retry_max);
+    lane.backoffUntil = this.clock.now() + nextDelay(lane.failures, this.settings.retry_initial, this.settings.retry_max);
   }
 
   private async fail(message: SpooledMessage, reason: string): Promise<void> {
-    message.state.failedAt = new Date().toISOString();
+    message.state.failedAt = new Date(this.clock.now()).toISOString();
     message.state.reason = reason;
     await this.spool.move(message, 'queue', 'failed');
   }
