@@ -13,6 +13,11 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
+/** The log lines with message `msg` whose fields include `fields`. */
+export function logsAbout(logs: LogLine[], msg: string, fields: Record<string, unknown> = {}): LogLine[] {
+  return logs.filter((line) => line.msg === msg && Object.entries(fields).every(([key, value]) => line[key] === value));
+}
+
 export interface TestBridge {
   dir: string;
   /** The config file, for running CLI commands against this bridge. */
