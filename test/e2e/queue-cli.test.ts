@@ -10,6 +10,7 @@ import { makePki, type Pki } from '../support/pki.js';
 import { providerYaml } from '../support/provider-yaml.js';
 import { freePort } from '../support/ports.js';
 import { runCli, type CliResult } from '../support/cli.js';
+import { waitUntil } from '../support/wait.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
 let pkiDir: string;
@@ -59,14 +60,6 @@ async function send(device: 'sensor' | 'camera', subject: string): Promise<strin
   if (id) return id;
   const bounced = bridge.logs.findLast((l) => l.msg === 'bounced' && l.device === device);
   return String(bounced?.queue_id ?? assert.fail(result.transcript));
-}
-
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 test('queue list, show and delete, in words and in JSON, while the server runs', async () => {
@@ -123,8 +116,9 @@ test('queue retry ID: the running server delivers it now', async () => {
     const retried = await queue('retry', id);
     assert.equal(retried.code, 0, retried.stderr);
     assert.equal(retried.stdout.trim(), '1 message due now');
-    await provider.waitForMessages(1, 5000);
-    await eventually(() => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)), 'the spool to let go of the message');
+    const [delivered] = await provider.waitForMessages(1, 5000);
+    assert.match(delivered.raw.toString(), /^Subject: retry me\r$/m);
+    await waitUntil('the spool to let go of the message', () => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)));
   } finally {
     await provider.close();
   }
@@ -144,10 +138,11 @@ test('queue failed lists refused messages; retry puts one back in the queue', as
   refuse = false;
   const retried = await queue('retry', id, '--json');
   assert.deepEqual(JSON.parse(retried.stdout), { retried: [id] });
-  await refusing.waitForMessages(1, 5000);
-  await eventually(
-    () => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)) && !existsSync(join(bridge.dir, 'spool', 'failed', `${id}.msg`)),
+  const [delivered] = await refusing.waitForMessages(1, 5000);
+  assert.deepEqual(delivered.envelope, { mailFrom: 'camera@example.net', rcptTo: ['owner@example.com'] });
+  await waitUntil(
     'the message to leave the spool',
+    () => !existsSync(join(bridge.dir, 'spool', 'queue', `${id}.msg`)) && !existsSync(join(bridge.dir, 'spool', 'failed', `${id}.msg`)),
   );
 });
 
