@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { logsAbout, startTestBridge, type TestBridge } from '../support/bridge.js';
-import { submitAs } from '../support/submission.js';
+import { deviceYaml, submitAs } from '../support/configured-device.js';
 
 /**
  * Password guessing against a running bridge with real clients from several
@@ -13,18 +13,13 @@ import { submitAs } from '../support/submission.js';
 let bridge: TestBridge;
 
 before(async () => {
-  const device = (name: string) => `  ${name}:
-    password: ${name}-secret
-    senders: ["${name}@example.net"]
-    upstream: capture
-`;
   // Locks long enough that a client starting slowly on a busy machine still meets them, short enough to wait out.
   bridge = await startTestBridge({
     yaml: `lockout: { ip_failures: 3, username_failures: 6, window: 1m, duration: 5s, max_duration: 10s }
 upstreams:
   capture: { type: directory, path: captured }
 devices:
-${device('guessed')}${device('victim')}`,
+${deviceYaml('guessed')}${deviceYaml('victim')}`,
   });
 });
 

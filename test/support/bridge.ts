@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { startBridge, type RunningBridge } from '../../src/bridge.js';
 import { createLogger } from '../../src/observe/logger.js';
+import { makeSelfSigned, type SelfSigned } from './pki.js';
 import { freePort } from './ports.js';
 import { waitUntil } from './wait.js';
 
@@ -48,6 +49,24 @@ export interface TestBridgeOptions {
   cleanup?: (dir: string) => Promise<void>;
 }
 
+let sharedCertificate: Promise<SelfSigned> | undefined;
+
+/**
+ * One listener certificate for every bridge this test file starts: the
+ * bridge would otherwise create an RSA key at each start, which is most of
+ * its start-up. (Tests that spawn `serve` still see it create its own.)
+ */
+function bridgeCertificate(): Promise<SelfSigned> {
+  sharedCertificate ??= mkdtemp(join(tmpdir(), 'smtp-bridge-cert-')).then(async (dir) => {
+    try {
+      return await makeSelfSigned(dir, 'bridge');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  return sharedCertificate;
+}
+
 /**
  * The real bridge, in this process, configured through the real YAML loader,
  * with one listener of each TLS mode on 127.0.0.1 and its log lines captured.
@@ -72,6 +91,9 @@ spool:
 ${options.yaml}`;
   const file = join(dir, 'smtp-bridge.yaml');
   await writeFile(file, yaml);
+  const certificate = await bridgeCertificate();
+  await writeFile(join(dir, 'bridge.crt'), certificate.certPem);
+  await writeFile(join(dir, 'bridge.key'), certificate.keyPem, { mode: 0o600 });
   const logs: LogLine[] = [];
   const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   let bridge: RunningBridge;

@@ -2,12 +2,25 @@ import type { TestBridge } from './bridge.js';
 import type { ClientOptions, ClientResult } from './client-options.js';
 import { pythonSmtplib } from './python-client.js';
 
+/**
+ * A device entry (under `devices:`) as the tests that play devices by name
+ * write it: password `NAME-secret`, sender NAME@example.net; `extra` holds
+ * further keys, one per line.
+ */
+export function deviceYaml(name: string, extra = '', upstream = 'capture'): string {
+  return `  ${name}:
+    password: ${name}-secret
+    senders: ["${name}@example.net"]
+    upstream: ${upstream}
+${extra.replace(/^/gm, '    ')}
+`;
+}
+
 let counter = 0;
 
 /**
- * One submission to `bridge` as `device`, the way the tests' devices are set
- * up: password `DEVICE-secret`, sender DEVICE@example.net, over STARTTLS with
- * TLS 1.2 and PLAIN unless `options` say otherwise.
+ * One submission to `bridge` as a device from deviceYaml(), over STARTTLS
+ * with TLS 1.2 and PLAIN unless `options` say otherwise.
  */
 export function submitAs(bridge: TestBridge, device: string, options: Partial<ClientOptions> = {}): Promise<ClientResult> {
   counter += 1;
