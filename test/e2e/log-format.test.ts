@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { stripVTControlCharacters } from 'node:util';
 import { freePort } from '../support/ports.js';
-import { CLI } from '../support/process.js';
+import { CLI, NODE } from '../support/cli.js';
 
 /** A minimal bridge config on a free loopback port; `log` is the config's log block, if any. */
 async function configFile(t: TestContext, log?: string): Promise<string> {
@@ -46,7 +46,7 @@ function outputUntilListening(command: string, args: string[]): Promise<string> 
 const jsonLines = (output: string) => output.split('\n').filter((line) => line.startsWith('{'));
 
 test('logs are JSON lines when stdout is not a terminal, by default', async (t) => {
-  const output = await outputUntilListening(process.execPath, [CLI, 'serve', '-c', await configFile(t)]);
+  const output = await outputUntilListening(NODE, [CLI, 'serve', '-c', await configFile(t)]);
   const listening = jsonLines(output)
     .map((line) => JSON.parse(line) as { msg: string; level: string })
     .find((line) => line.msg === 'listening');
@@ -54,33 +54,29 @@ test('logs are JSON lines when stdout is not a terminal, by default', async (t) 
 });
 
 test('--log-format pretty prints readable lines instead of JSON', async (t) => {
-  const output = await outputUntilListening(process.execPath, [CLI, 'serve', '-c', await configFile(t), '--log-format', 'pretty']);
+  const output = await outputUntilListening(NODE, [CLI, 'serve', '-c', await configFile(t), '--log-format', 'pretty']);
   assert.deepEqual(jsonLines(output), [], output);
   assert.match(output, /INFO.*: listening/);
 });
 
 test('log.format: pretty in the config does the same; --log-format json overrides it', async (t) => {
   const file = await configFile(t, 'log: { format: pretty }');
-  assert.match(await outputUntilListening(process.execPath, [CLI, 'serve', '-c', file]), /INFO.*: listening/);
-  const overridden = await outputUntilListening(process.execPath, [CLI, 'serve', '-c', file, '--log-format', 'json']);
+  assert.match(await outputUntilListening(NODE, [CLI, 'serve', '-c', file]), /INFO.*: listening/);
+  const overridden = await outputUntilListening(NODE, [CLI, 'serve', '-c', file, '--log-format', 'json']);
   assert.ok(jsonLines(overridden).length > 0, overridden);
 });
 
 test('on an interactive terminal (a pseudo-terminal from script(1)) the default is readable lines', async (t) => {
   const file = await configFile(t);
   const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const output = await outputUntilListening('script', [
-    '-qfec',
-    [process.execPath, CLI, 'serve', '-c', file].map(shellQuote).join(' '),
-    '/dev/null',
-  ]);
+  const output = await outputUntilListening('script', ['-qfec', [NODE, CLI, 'serve', '-c', file].map(shellQuote).join(' '), '/dev/null']);
   assert.notEqual(stripVTControlCharacters(output), output, 'a terminal gets colours');
   assert.match(stripVTControlCharacters(output), /INFO: listening/);
   assert.doesNotMatch(output, /^\{"level"/m);
 });
 
 test('an unknown --log-format is a usage error (exit 2)', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'serve', '-c', await configFile(t), '--log-format', 'xml'], {
+  const child = spawn(NODE, [CLI, 'serve', '-c', await configFile(t), '--log-format', 'xml'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -1,27 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { test, type TestContext } from 'node:test';
+import { issuesOf, tempDir, writeConfig } from '../support/config-files.js';
 
-async function issuesOf(yaml: string): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'smtp-bridge-config-'));
-  try {
-    const file = join(dir, 'bridge.yaml');
-    writeFileSync(file, yaml, { mode: 0o600 });
-    await assert.rejects(loadConfig(file), ConfigError);
-    return await loadConfig(file).then(
-      () => [],
-      (err: ConfigError) => err.issues,
-    );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+/** The issues of a config file holding `yaml`. */
+const issuesIn = (t: TestContext, yaml: string): Promise<string[]> => issuesOf(writeConfig(tempDir(t), [yaml]));
 
-test('field errors and cross-field errors are reported together, each with key and line', async () => {
-  const issues = await issuesOf(
+test('field errors and cross-field errors are reported together, each with key and line', async (t) => {
+  const issues = await issuesIn(
+    t,
     [
       'listen:',
       '  - { port: 2525, tls: none }',
@@ -60,8 +46,8 @@ test('field errors and cross-field errors are reported together, each with key a
   }
 });
 
-test('a config whose top level is not a map still gets one clear error, not a crash in the cross-field checks', async () => {
-  const issues = await issuesOf('- just\n- a list\n');
+test('a config whose top level is not a map still gets one clear error, not a crash in the cross-field checks', async (t) => {
+  const issues = await issuesIn(t, '- just\n- a list\n');
   assert.equal(issues.length >= 1, true);
   assert.doesNotMatch(issues.join('\n'), /TypeError|Cannot read/);
 });

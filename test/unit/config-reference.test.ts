@@ -22,11 +22,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { configSchema } from '../../src/config/schema.js';
+import { REPO_ROOT } from '../support/cli.js';
 
-const REFERENCE = new URL('../../../docs/configuration.md', import.meta.url);
+const REFERENCE = path.join(REPO_ROOT, 'docs/configuration.md');
 const REFERENCE_NAME = 'docs/configuration.md';
 
 /** The parts of a zod 4 schema the walk reads; zod's own types are too narrow to switch on. */

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTP_SERVER_INTERNALS } from '../../src/inbound/connection.js';
+import { REPO_ROOT } from '../support/cli.js';
 
 const require = createRequire(import.meta.url);
-const pinned = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> }
-).dependencies['smtp-server'];
+const pinned = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies[
+  'smtp-server'
+];
 const installed = (require('smtp-server/package.json') as { version: string }).version;
 
 test('smtp-server is pinned to an exact version, and that version is the one installed', () => {
