@@ -3,12 +3,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
+/** A device client run as a child process: bounded in time, output collected, never crashing the test. */
 export interface ProcessRun {
   child: ChildProcess;
   /** Settles once the child has exited; never rejects. */
   done: Promise<{ stdout: string; stderr: string; exitCode: number | null; timedOut: boolean; spawnError?: NodeJS.ErrnoException }>;
 }
 
+/** Starts `cmd`; it is killed (this child, by its PID) once `timeoutMs` has passed. */
 export function startProcess(cmd: string, args: string[], timeoutMs: number): ProcessRun {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
@@ -35,12 +37,14 @@ export function startProcess(cmd: string, args: string[], timeoutMs: number): Pr
   return { child, done };
 }
 
+/** Runs `cmd` with `input` on its standard input, to the end or to its time bound. */
 export function runProcess(cmd: string, args: string[], input: string | Buffer, timeoutMs: number): ProcessRun['done'] {
   const run = startProcess(cmd, args, timeoutMs);
   run.child.stdin!.end(input);
   return run.done;
 }
 
+/** Hands `use` a file holding `content`, for clients that read the message from a file; removes it after. */
 export async function withTempFile<T>(content: Buffer, use: (file: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'smtp-bridge-client-'));
   try {

@@ -1,3 +1,4 @@
+/** One complete server reply: its code, and its lines' texts (without the codes) joined by \n. */
 export interface SmtpReplyLine {
   code: number;
   text: string;
