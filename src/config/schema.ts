@@ -229,7 +229,14 @@ const deviceSchema = z.strictObject({
     .optional(),
 });
 
-const LOCKOUT_DEFAULTS = { ip_failures: 5, username_failures: 10, window: 15 * 60_000, duration: 60_000, max_duration: 3_600_000 };
+const LOCKOUT_DEFAULTS = {
+  ip_failures: 5,
+  username_failures: 10,
+  window: 15 * 60_000,
+  duration: 60_000,
+  max_duration: 3_600_000,
+  ipv6_prefix: 64,
+};
 
 const lockoutSchema = z.strictObject({
   ip_failures: z.number().int().min(0).default(LOCKOUT_DEFAULTS.ip_failures),
@@ -237,6 +244,8 @@ const lockoutSchema = z.strictObject({
   window: duration.default(LOCKOUT_DEFAULTS.window),
   duration: duration.default(LOCKOUT_DEFAULTS.duration),
   max_duration: duration.default(LOCKOUT_DEFAULTS.max_duration),
+  // One IPv6 host gets a whole /64 (RFC 6177), and picks any address in it.
+  ipv6_prefix: z.number().int().min(32).max(128).default(LOCKOUT_DEFAULTS.ipv6_prefix),
 });
 
 const alertSchema = z.strictObject({

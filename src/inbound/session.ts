@@ -102,7 +102,10 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
         (verdict) => {
           if (!verdict.ok) {
             const until = verdict.lock && new Date(verdict.lock.until).toISOString();
-            logger.warn({ ...context, device: verdict.device?.name, reason: verdict.reason, until }, 'authentication failed');
+            logger.warn(
+              { ...context, device: verdict.device?.name, reason: verdict.reason, until, outside_networks: verdict.outsideNetworks },
+              'authentication failed',
+            );
             return callback(null, authRefusalReply(verdict.reason));
           }
           Object.assign(known, { device: verdict.device, saslMethod: attempt.mechanism, saslUsername: attempt.username });
