@@ -100,6 +100,14 @@ describe('a full lockout table', () => {
     }
     assert.ok(bridge.logs.some((line) => line.msg === 'username locked out' && line.key === 'victim'));
   });
+
+  test('a lockout switched off per client is a warning at start', () => {
+    const warned = bridge.logs.filter((line) => line.msg === 'brute-force lockout weakened, as configured');
+    assert.deepEqual(
+      warned.map((line) => [line.level, line.ip_failures, line.username_failures, line.ipv6_prefix]),
+      [['warn', 0, 3, 64]],
+    );
+  });
 });
 
 describe('unknown usernames', () => {
@@ -144,6 +152,10 @@ describe('the lockout under attack', () => {
     );
   });
   after(() => bridge?.stop());
+
+  test('a lockout with both limits on and IPv6 per /64 logs no warning', () => {
+    assert.ok(!bridge.logs.some((line) => line.msg === 'brute-force lockout weakened, as configured'));
+  });
 
   test('100 parallel AUTHs from one address get no more password checks than ip_failures', async () => {
     const sessions = Array.from({ length: 100 }, () => new AuthSession(bridge.ports.implicit!, '127.0.0.31'));
