@@ -46,6 +46,11 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
   if (isLegacyTls(config.tls.min_version)) {
     logger.warn({ min_version: config.tls.min_version }, 'offering TLS versions below 1.2 to devices, as configured');
   }
+  const { ip_failures, username_failures, ipv6_prefix } = config.lockout;
+  // Off per client or per username, or IPv6 counted finer than the /64 one host owns: guessing gets cheaper.
+  if (ip_failures === 0 || username_failures === 0 || ipv6_prefix > 64) {
+    logger.warn({ ip_failures, username_failures, ipv6_prefix }, 'brute-force lockout weakened, as configured');
+  }
 
   const inbound = new Inbound({
     hostname: config.hostname,

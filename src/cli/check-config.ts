@@ -82,7 +82,8 @@ function describeUpstream(upstream: Upstream): string {
 
 function describeLockout(lockout: Config['lockout']): string {
   const failures = (count: number, scope: string) => (count === 0 ? `never per ${scope}` : `${count} failed AUTHs per ${scope}`);
-  return `${failures(lockout.ip_failures, 'IP')}, ${failures(lockout.username_failures, 'username')} within ${ms(lockout.window)}; locked ${ms(lockout.duration)}, doubling up to ${ms(lockout.max_duration)}`;
+  const client = `client (IPv4 address, IPv6 /${lockout.ipv6_prefix})`;
+  return `${failures(lockout.ip_failures, client)}, ${failures(lockout.username_failures, 'username')} within ${ms(lockout.window)}; locked ${ms(lockout.duration)}, doubling up to ${ms(lockout.max_duration)}`;
 }
 
 function describeAlert(alert: Config['alert']): string {

@@ -53,7 +53,7 @@ export function run(argv: string[]): Promise<number> {
     const freezes = new FreezeStore(config.spool.dir);
     const spool = new SpoolStore(config.spool.dir);
     if (action === 'list') return list(config, freezes, spool, values.json!);
-    return unfreeze(name!, freezes, spool, values.release ? 'release' : values.drop ? 'drop' : undefined);
+    return unfreeze(name!, config, freezes, spool, values.release ? 'release' : values.drop ? 'drop' : undefined);
   });
 }
 
@@ -125,8 +125,16 @@ async function list(config: Config, freezes: FreezeStore, spool: SpoolStore, jso
   return 0;
 }
 
-async function unfreeze(name: string, freezes: FreezeStore, spool: SpoolStore, held: 'release' | 'drop' | undefined): Promise<number> {
+async function unfreeze(
+  name: string,
+  config: Config,
+  freezes: FreezeStore,
+  spool: SpoolStore,
+  held: 'release' | 'drop' | undefined,
+): Promise<number> {
   const record = (await freezes.list()).find((r: FreezeRecord) => r.device === name);
+  // A freeze left by a device since removed from the config is still found above, so it can be cleared.
+  if (!record && !(name in config.devices)) throw new Error(`no such device "${name}" (and no freeze of that name)`);
   if (!record) throw new Error(`device "${name}" is not frozen`);
   const messages = (await queuedMessages(spool)).filter((message) => message.conn.device === name);
   if (messages.length > 0 && !held) {

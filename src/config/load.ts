@@ -1,6 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 import { describeFsError, resolveSecrets, type ConfigPath, type GeneratedPassword, type IssueFormatter } from './secrets.js';
@@ -34,15 +34,70 @@ export class ConfigError extends Error {
   }
 }
 
+/** Far beyond any real config (a thousand devices take a few hundred KB), and small enough that parsing it costs little memory. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** Alias uses times what each expands to, as yaml counts it: a config needs a handful, a "billion laughs" millions. */
+const MAX_ALIAS_COUNT = 1000;
+
+/** The file's text, or undefined when it is over MAX_CONFIG_BYTES; read with a bound, so a special file cannot fill memory either. */
+async function readBounded(file: string): Promise<{ source?: string; mode: number }> {
+  const handle = await open(file, 'r');
+  try {
+    const { mode } = await handle.stat();
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (let read = -1; read !== 0 && length < buffer.length; length += read) {
+      ({ bytesRead: read } = await handle.read(buffer, length, buffer.length - length));
+    }
+    return { source: length > MAX_CONFIG_BYTES ? undefined : buffer.toString('utf8', 0, length), mode };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * An alias that expands too far, named by key and line. yaml stops with no
+ * position, so the line is that of the first alias to a node holding aliases
+ * itself: the nesting that makes an alias bomb.
+ */
+function aliasIssue(doc: Document, lineCounter: LineCounter, reason: string): string {
+  let found: { path: ConfigPath; offset: number } | undefined;
+  visit(doc, {
+    Alias(_key, node, ancestors) {
+      const target = node.resolve(doc);
+      let nested = false;
+      if (target) visit(target, { Alias: () => ((nested = true), visit.BREAK) });
+      if (!nested && found) return;
+      found = { path: pathOf(ancestors, node), offset: node.range?.[0] ?? 0 };
+      if (nested) return visit.BREAK;
+    },
+  });
+  const message = `aliases expand too far (${reason.toLowerCase()}); write the values out instead`;
+  return withLine(found ? formatPath(found.path) : '', message, found && lineCounter.linePos(found.offset).line);
+}
+
+/** The config path of `node`, which `visit` reached through `ancestors`: the keys of the pairs and the indexes in the lists on the way. */
+function pathOf(ancestors: readonly unknown[], node: unknown): ConfigPath {
+  const chain = [...ancestors, node];
+  return ancestors.flatMap<string | number>((ancestor, index) => {
+    if (isSeq(ancestor)) return [ancestor.items.indexOf(chain[index + 1])];
+    if (isPair(ancestor) && isScalar(ancestor.key)) return [String(ancestor.key.value)];
+    return [];
+  });
+}
+
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   const absolute = resolve(file);
-  let source: string;
+  let source: string | undefined;
   let mode: number;
   try {
-    source = await readFile(absolute, 'utf8');
-    mode = (await stat(absolute)).mode;
+    ({ source, mode } = await readBounded(absolute));
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${describeFsError(err)}`]);
+  }
+  if (source === undefined) {
+    throw new ConfigError(file, [`the file is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; a config is a few kilobytes`]);
   }
 
   const lineCounter = new LineCounter();
@@ -54,7 +109,13 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
       doc.errors.map((error) => `syntax error: ${error.message} (line ${lineAt(error.pos[0])})`),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    throw new ConfigError(file, [aliasIssue(doc, lineCounter, err.message)]);
+  }
   if (raw === null || raw === undefined) {
     throw new ConfigError(file, ['the file is empty: it needs at least listen, upstreams and devices']);
   }

@@ -43,38 +43,68 @@ const addressRule = z
   .string({ error: 'must be an address or @domain' })
   .regex(/^([^@\s]+@[^@\s]+|@[^@\s]+)$/, { error: (iss) => `not an address or @domain: ${quoted(iss.input)}` });
 
-/** A size in bytes, written as a number or with a unit ("25MB"). */
-const size = z.union([z.number().int().positive(), z.string()], { error: 'must be a size like 25MB' }).transform((value, ctx) => {
-  const parsed = typeof value === 'number' ? value : bytes.parse(value);
-  if (parsed === null || !Number.isFinite(parsed) || parsed <= 0) {
-    ctx.addIssue({ code: 'custom', message: `not a size: ${quoted(value)} (use e.g. 25MB)` });
-    return z.NEVER;
-  }
-  return Math.floor(parsed);
-});
-
-/** A duration in milliseconds, written as a number of ms or with a unit ("10s", "1m", "5d"). */
-const duration = z
-  .union([z.number().int().nonnegative(), z.string()], { error: 'must be a duration like 10s, 1m or 5d' })
-  .transform((value, ctx) => {
-    const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
-    if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
-      ctx.addIssue({ code: 'custom', message: `not a duration: ${quoted(value)} (use e.g. 10s, 1m, 5d)` });
+/** A size in bytes, written as a number or with a unit ("25MB"), at most `max` (written the same way). */
+function size(max: string) {
+  const limit = bytes.parse(max)!;
+  return z.union([z.number().int().positive(), z.string()], { error: 'must be a size like 25MB' }).transform((value, ctx) => {
+    const parsed = typeof value === 'number' ? value : bytes.parse(value);
+    if (parsed === null || !Number.isFinite(parsed) || parsed <= 0) {
+      ctx.addIssue({ code: 'custom', message: `not a size: ${quoted(value)} (use e.g. 25MB)` });
       return z.NEVER;
     }
-    return Math.round(parsed);
+    if (parsed > limit) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${max}, got ${quoted(value)}` });
+      return z.NEVER;
+    }
+    return Math.floor(parsed);
   });
+}
+
+/**
+ * A duration in milliseconds, written as a number of ms or with a unit ("10s",
+ * "1m", "5d"), at most `max`. Every duration has a ceiling: a timer past
+ * 2^31 ms fires at once, and a typo of extra digits should be an error, not
+ * a setting.
+ */
+function duration(max: ms.StringValue) {
+  const limit = ms(max);
+  return z
+    .union([z.number().int().nonnegative(), z.string()], { error: 'must be a duration like 10s, 1m or 5d' })
+    .transform((value, ctx) => {
+      const parsed = typeof value === 'number' ? value : ms(value as ms.StringValue);
+      if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
+        ctx.addIssue({ code: 'custom', message: `not a duration: ${quoted(value)} (use e.g. 10s, 1m, 5d)` });
+        return z.NEVER;
+      }
+      if (parsed > limit) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${max}, got ${quoted(value)}` });
+        return z.NEVER;
+      }
+      return Math.round(parsed);
+    });
+}
+
+/** A whole number from `min` to `max`; the range is checked first, so 1e300 hears the range rather than zod's safe-integer limit. */
+const count = (min: number, max: number) => z.number().min(min).max(max).refine(Number.isInteger, { error: 'must be a whole number' });
+
+/** Rates count one timestamp per event up to COUNT (see SlidingWindow), so COUNT bounds memory per device. */
+const MAX_RATE_COUNT = 100_000;
+const MAX_RATE_WINDOW: ms.StringValue = '31d';
 
 /** "COUNT/DURATION" ("20/1h", "100/1d", "3/10s"): at most COUNT within any window of DURATION. */
 function toRate(value: string, ctx: z.core.$RefinementCtx): { count: number; per: string; window: number } {
   const match = /^(\d+)\s*\/\s*(\S+)$/.exec(value.trim());
-  const count = Number(match?.[1]);
+  const events = Number(match?.[1]);
   const window = match ? ms(match[2] as ms.StringValue) : undefined;
-  if (!match || count < 1 || window === undefined || !Number.isFinite(window) || window <= 0) {
+  if (!match || events < 1 || window === undefined || !Number.isFinite(window) || window <= 0) {
     ctx.addIssue({ code: 'custom', message: `not a rate: ${quoted(value)} (use COUNT/DURATION, e.g. 20/1h or 100/1d)` });
     return z.NEVER;
   }
-  return { count, per: match[2], window: Math.round(window) };
+  if (events > MAX_RATE_COUNT || window > ms(MAX_RATE_WINDOW)) {
+    ctx.addIssue({ code: 'custom', message: `${quoted(value)} is too large: at most ${MAX_RATE_COUNT} per at most ${MAX_RATE_WINDOW}` });
+    return z.NEVER;
+  }
+  return { count: events, per: match[2], window: Math.round(window) };
 }
 
 /** A rate as the config writes it: "20/1h". */
@@ -158,9 +188,9 @@ const smtpUpstreamSchema = z.strictObject({
     })
     .default('TLSv1.2'),
   ca_file: nonEmpty.optional(),
-  connect_timeout: duration.default(15000),
+  connect_timeout: duration('5m').default(15000),
   concurrency: z.number().int().min(1, { error: 'must be at least 1' }).max(32, { error: 'must be at most 32' }).default(2),
-  idle_timeout: duration.default(30000),
+  idle_timeout: duration('1h').default(30000),
   auth: z.strictObject({
     user: nonEmpty,
     ...secretSources,
@@ -220,8 +250,8 @@ const deviceSchema = z.strictObject({
   allow_cleartext_auth: z.boolean({ error: 'must be true or false' }).default(false),
   min_tls: tlsVersion.optional(),
   allow_wide_networks: z.boolean({ error: 'must be true or false' }).default(false),
-  max_recipients: z.number().int().min(1, { error: 'must be at least 1' }).optional(),
-  max_size: size.optional(),
+  max_recipients: count(1, 10_000).optional(),
+  max_size: size('1GB').optional(),
   limits: z.strictObject({ messages: rates.optional(), recipients: rates.optional() }).optional(),
   freeze_after: z
     .union([z.literal(false), z.string()], { error: 'must be a rate like 60/1h, or false' })
@@ -229,20 +259,29 @@ const deviceSchema = z.strictObject({
     .optional(),
 });
 
-const LOCKOUT_DEFAULTS = { ip_failures: 5, username_failures: 10, window: 15 * 60_000, duration: 60_000, max_duration: 3_600_000 };
+const LOCKOUT_DEFAULTS = {
+  ip_failures: 5,
+  username_failures: 10,
+  window: 15 * 60_000,
+  duration: 60_000,
+  max_duration: 3_600_000,
+  ipv6_prefix: 64,
+};
 
 const lockoutSchema = z.strictObject({
-  ip_failures: z.number().int().min(0).default(LOCKOUT_DEFAULTS.ip_failures),
-  username_failures: z.number().int().min(0).default(LOCKOUT_DEFAULTS.username_failures),
-  window: duration.default(LOCKOUT_DEFAULTS.window),
-  duration: duration.default(LOCKOUT_DEFAULTS.duration),
-  max_duration: duration.default(LOCKOUT_DEFAULTS.max_duration),
+  ip_failures: count(0, 100).default(LOCKOUT_DEFAULTS.ip_failures),
+  username_failures: count(0, 100).default(LOCKOUT_DEFAULTS.username_failures),
+  window: duration('1d').default(LOCKOUT_DEFAULTS.window),
+  duration: duration('7d').default(LOCKOUT_DEFAULTS.duration),
+  max_duration: duration('7d').default(LOCKOUT_DEFAULTS.max_duration),
+  // One IPv6 host gets a whole /64 (RFC 6177), and picks any address in it.
+  ipv6_prefix: count(32, 128).default(LOCKOUT_DEFAULTS.ipv6_prefix),
 });
 
 const alertSchema = z.strictObject({
   command: nonEmpty.optional(),
   webhook: z.url({ protocol: /^https?$/, error: (iss) => `not an http(s) URL: ${quoted(iss.input)}` }).optional(),
-  timeout: duration.default(10_000),
+  timeout: duration('5m').default(10_000),
 });
 
 const logSchema = z.strictObject({
@@ -394,16 +433,16 @@ const configFields = z.strictObject({
   sasl_realm: nonEmpty.optional(),
   listen: z.array(listenerSchema, { error: 'must be a list of listeners' }).min(1, { error: 'must name at least one listener' }),
   tls: inboundTlsSchema.default({ cert_file: 'certs/bridge.crt', key_file: 'certs/bridge.key', min_version: 'TLSv1.2' }),
-  max_message_size: size.default(26214400),
-  greeting_delay_ms: z.number().int().min(0).max(10000).default(0),
+  max_message_size: size('1GB').default(26214400),
+  greeting_delay_ms: count(0, 10_000).default(0),
   spool: z.strictObject({ dir: nonEmpty.default('spool') }).default({ dir: 'spool' }),
   delivery: z
     .strictObject({
-      sync_wait: duration.default(10_000),
-      retry_initial: duration.default(60_000),
-      retry_max: duration.default(3_600_000),
-      max_age: duration.default(5 * 86_400_000),
-      shutdown_wait: duration.default(10_000),
+      sync_wait: duration('5m').default(10_000),
+      retry_initial: duration('1d').default(60_000),
+      retry_max: duration('1d').default(3_600_000),
+      max_age: duration('90d').default(5 * 86_400_000),
+      shutdown_wait: duration('10m').default(10_000),
     })
     .default({ sync_wait: 10_000, retry_initial: 60_000, retry_max: 3_600_000, max_age: 5 * 86_400_000, shutdown_wait: 10_000 }),
   upstreams: z.record(z.string(), upstreamSchema, { error: 'must be a map of upstream names to upstreams' }),

@@ -20,11 +20,13 @@ export class DirectoryTransport implements Transport {
   ) {}
 
   async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
-    await mkdir(this.upstream.path, { recursive: true });
+    // Captured mail is as private as the spool it came from: only the bridge's user may read it, whatever the umask.
+    await mkdir(this.upstream.path, { recursive: true, mode: 0o700 });
     const base = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}`;
     const partial = join(this.upstream.path, `.${base}.eml`);
-    await pipeline(body(), createWriteStream(partial, { flags: 'wx', flush: true }));
-    await writeFile(join(this.upstream.path, `${base}.json`), JSON.stringify({ from: envelope.sender, to: envelope.to }, null, 2) + '\n');
+    await pipeline(body(), createWriteStream(partial, { flags: 'wx', flush: true, mode: 0o600 }));
+    const recipients = JSON.stringify({ from: envelope.sender, to: envelope.to }, null, 2) + '\n';
+    await writeFile(join(this.upstream.path, `${base}.json`), recipients, { mode: 0o600 });
     await rename(partial, join(this.upstream.path, `${base}.eml`));
     return { response: `250 2.0.0 captured as ${base}.eml`, accepted: envelope.to, refused: [] };
   }

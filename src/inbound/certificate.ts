@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { access, chmod, mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, chmod, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -27,35 +27,46 @@ export async function loadOrCreateCertificate(certFile: string, keyFile: string,
   if (haveCert !== haveKey) {
     throw new Error(`only one of ${certFile} and ${keyFile} exists; remove it or supply both`);
   }
-  let generated = false;
-  if (!haveCert) {
-    await mkdir(dirname(certFile), { recursive: true });
-    await mkdir(dirname(keyFile), { recursive: true });
-    try {
-      await run('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-sha256',
-        '-days',
-        '3650',
-        '-subj',
-        `/CN=${hostname}`,
-        '-addext',
-        `subjectAltName=DNS:${hostname}`,
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ]);
-    } catch (err) {
-      throw new Error(`could not create a self-signed certificate with openssl: ${(err as Error).message.split('\n')[0]}`);
-    }
-    generated = true;
-  }
-  if (generated) await chmod(keyFile, 0o600);
+  if (!haveCert) await generateSelfSigned(certFile, keyFile, hostname);
   const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
-  return { cert, key, generated };
+  return { cert, key, generated: !haveCert };
+}
+
+/**
+ * openssl creates its files with whatever mode the umask leaves (0666 under
+ * umask 000), so they are made in a directory only this user can enter,
+ * set to 0600 and only then moved into place. New directories are 0700.
+ */
+async function generateSelfSigned(certFile: string, keyFile: string, hostname: string): Promise<void> {
+  await mkdir(dirname(certFile), { recursive: true, mode: 0o700 });
+  await mkdir(dirname(keyFile), { recursive: true, mode: 0o700 });
+  const work = await mkdtemp(join(dirname(keyFile), '.certificate-'));
+  const [newCert, newKey] = [join(work, 'cert.pem'), join(work, 'key.pem')];
+  try {
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=${hostname}`,
+      '-addext',
+      `subjectAltName=DNS:${hostname}`,
+      '-keyout',
+      newKey,
+      '-out',
+      newCert,
+    ]).catch((err: Error) => {
+      throw new Error(`could not create a self-signed certificate with openssl: ${err.message.split('\n')[0]}`);
+    });
+    await Promise.all([chmod(newCert, 0o600), chmod(newKey, 0o600)]);
+    await rename(newKey, keyFile);
+    await rename(newCert, certFile);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }

@@ -7,6 +7,7 @@ import type { BridgeAuthHandler } from './sasl/authentication.js';
 import { DigestMd5Exchange, type SaslChannel } from './sasl/digest-md5-exchange.js';
 import { withoutEncodedLineEnd } from './sasl/sloppy-response.js';
 import { replies } from './replies.js';
+import { reworded } from './reply-wording.js';
 import { repairAddressCommand } from './sloppy-address.js';
 
 /** Listener-level behaviour that smtp-server has no option for. */
@@ -93,6 +94,7 @@ export class BridgeConnection extends SMTPConnection {
    * rule; smtp-server's guess from the numeric code (550 → 5.1.1) would be wrong.
    */
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    data = reworded(code, data);
     // smtp-server says 4.4.2 (connection dropped); a server going down is 4.3.2 (system not accepting).
     if (code === 421 && this._server._closeTimeout && typeof data === 'string' && !ENHANCED_PREFIX.test(data))
       data = `${replies.shuttingDownPrefix} ${data}`;

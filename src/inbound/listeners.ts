@@ -21,6 +21,9 @@ export interface InboundOptions {
   logger: Logger;
 }
 
+/** What smtp-server's errors carry beside the message. */
+type ConnectionError = NodeJS.ErrnoException & { remoteAddress?: string; meta?: { remoteAddress?: string } };
+
 export interface RunningListener {
   address: string;
   port: number;
@@ -70,8 +73,14 @@ export class Inbound {
           logger,
         },
       );
-      server.on('error', (err: Error & { remoteAddress?: string; code?: string }) => {
-        logger.warn({ client_ip: err.remoteAddress, port: listener.port, err: err.message, code: err.code }, 'connection error');
+      const reported = new WeakSet<Error>();
+      server.on('error', (err: ConnectionError) => {
+        // A failed listen is start()'s own error below; a failed STARTTLS handshake arrives twice (error and _tlsError).
+        if (err.syscall === 'listen' || reported.has(err)) return;
+        reported.add(err);
+        // smtp-server puts the client's address on the error itself, or for an implicit-TLS handshake in its meta.
+        const clientIp = err.remoteAddress ?? err.meta?.remoteAddress;
+        logger.warn({ client_ip: clientIp, port: listener.port, err: err.message, code: err.code }, 'connection error');
       });
       await new Promise<void>((resolve, reject) => {
         const onError = (err: NodeJS.ErrnoException) =>

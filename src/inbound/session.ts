@@ -102,7 +102,10 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
         (verdict) => {
           if (!verdict.ok) {
             const until = verdict.lock && new Date(verdict.lock.until).toISOString();
-            logger.warn({ ...context, device: verdict.device?.name, reason: verdict.reason, until }, 'authentication failed');
+            logger.warn(
+              { ...context, device: verdict.device?.name, reason: verdict.reason, until, outside_networks: verdict.outsideNetworks },
+              'authentication failed',
+            );
             return callback(null, authRefusalReply(verdict.reason));
           }
           Object.assign(known, { device: verdict.device, saslMethod: attempt.mechanism, saslUsername: attempt.username });
@@ -163,8 +166,11 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       const limited = new SizeLimit(sizeLimit);
       stream.pipe(limited);
       // A device that drops mid-DATA destroys smtp-server's stream; pipe() would leave ours open forever.
+      let dropped = false;
       stream.once('close', () => {
-        if (!stream.readableEnded) limited.destroy(new Error('connection closed during DATA'));
+        if (stream.readableEnded) return;
+        dropped = true;
+        limited.destroy(new Error('connection closed during DATA'));
       });
       const mailFrom = session.envelope.mailFrom;
       const arrival: Arrival = {
@@ -206,8 +212,12 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
           stream.unpipe(limited);
           stream.resume();
           callback(err instanceof ReplyError ? err : refuse(replies.localError));
-          if (!(err instanceof ReplyError))
-            logger.error({ err, device: device.name, client_ip: session.remoteAddress }, 'message not accepted');
+          if (err instanceof ReplyError) return;
+          const context = { device: device.name, client_ip: session.remoteAddress };
+          // The device went away: nothing is wrong with the bridge, and nothing was accepted.
+          if (dropped) return logger.warn(context, 'client disconnected during DATA');
+          const { message, code } = err instanceof Error ? (err as NodeJS.ErrnoException) : { message: String(err), code: undefined };
+          logger.error({ ...context, err: message, code }, 'message not accepted');
         });
     },
   };

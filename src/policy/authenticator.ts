@@ -18,7 +18,10 @@ export type AuthRefusal =
   | 'network-not-allowed'
   | 'tls-too-old';
 
-export type AuthVerdict = { ok: true; device: DevicePolicy } | { ok: false; reason: AuthRefusal; device?: DevicePolicy; lock?: Lock };
+export type AuthVerdict =
+  | { ok: true; device: DevicePolicy }
+  /** `outsideNetworks`: the username's device may not log in from this client, so the failure counted against the client only. */
+  | { ok: false; reason: AuthRefusal; device?: DevicePolicy; lock?: Lock; outsideNetworks?: boolean };
 
 /** The connection an AUTH arrived on. */
 export interface AuthContext {
@@ -29,10 +32,14 @@ export interface AuthContext {
 }
 
 /**
- * Decides an AUTH: lockout first (a locked IP or username gets no password
- * check at all), then cleartext, the device, its freeze, its credential, and
- * where and how it may log in. Every failure after the lockout check counts
- * towards a lockout, except those that checked nothing (cleartext, frozen).
+ * Decides an AUTH: lockout first (a locked client or username gets no
+ * password check at all), then cleartext, the device, its freeze, its
+ * credential, and where and how it may log in. Every failure after the
+ * lockout check counts towards a lockout, except those that checked nothing
+ * (cleartext, frozen). An unknown username costs the same check as a known
+ * one. Failures from outside a device's `networks` could never succeed, so
+ * they count against the client only: an attacker elsewhere cannot lock the
+ * device out at home.
  */
 export class Authenticator {
   constructor(
@@ -45,27 +52,51 @@ export class Authenticator {
   async authenticate(attempt: AuthAttempt, context: AuthContext): Promise<AuthVerdict> {
     const { clientIp } = context;
     const device = this.devices.withUsername(attempt.username);
-    const lock = this.lockout.check(clientIp, attempt.username, Date.now());
-    if (lock) return { ok: false, reason: 'locked-out', device, lock };
-    if (!context.secure && !device?.allowCleartextAuth) return { ok: false, reason: 'cleartext-not-allowed', device };
-    if (!device) return this.failed('unknown-user', attempt, clientIp);
-    if (this.freezes.isFrozen(device.name)) return { ok: false, reason: 'device-frozen', device };
-    // The password is checked before where and how, so the log can tell a leaked password used from elsewhere.
-    if (!(await device.verify(attempt))) return this.failed('bad-password', attempt, clientIp, device);
-    if (!device.mechanisms.has(attempt.mechanism)) return this.failed('mechanism-not-allowed', attempt, clientIp, device);
-    if (!device.networks.contains(clientIp)) return this.failed('network-not-allowed', attempt, clientIp, device);
-    if (!device.acceptsTls(context.tls)) return this.failed('tls-too-old', attempt, clientIp, device);
-    this.lockout.succeed(clientIp);
-    return { ok: true, device };
+    const outsideNetworks = device !== undefined && !device.networks.contains(clientIp);
+    const admitted = await this.lockout.admit(clientIp, outsideNetworks ? undefined : attempt.username);
+    if ('scope' in admitted) return { ok: false, reason: 'locked-out', device, lock: admitted };
+    try {
+      const refusal = await this.refusal(attempt, context, device);
+      if (refusal === 'accepted') {
+        admitted.succeeded();
+        return { ok: true, device: device! };
+      }
+      if (refusal === 'cleartext-not-allowed' || refusal === 'device-frozen') return { ok: false, reason: refusal, device };
+      this.logLocks(admitted.failed(), attempt, clientIp);
+      return { ok: false, reason: refusal, device, ...(outsideNetworks ? { outsideNetworks } : {}) };
+    } finally {
+      admitted.withdrawn();
+    }
   }
 
-  private failed(reason: AuthRefusal, attempt: AuthAttempt, clientIp: string, device?: DevicePolicy): AuthVerdict {
-    for (const lock of this.lockout.fail(clientIp, attempt.username, Date.now())) {
+  /** Why the attempt fails, or 'accepted' (then `device` is set). */
+  private async refusal(attempt: AuthAttempt, context: AuthContext, device: DevicePolicy | undefined): Promise<AuthRefusal | 'accepted'> {
+    if (!context.secure && !device?.allowCleartextAuth) return 'cleartext-not-allowed';
+    if (!device) {
+      await this.devices.verifyUnknown(attempt);
+      return 'unknown-user';
+    }
+    if (this.freezes.isFrozen(device.name)) return 'device-frozen';
+    // The password is checked before where and how, so the log can tell a leaked password used from elsewhere.
+    if (!(await device.verify(attempt))) return 'bad-password';
+    if (!device.mechanisms.has(attempt.mechanism)) return 'mechanism-not-allowed';
+    if (!device.networks.contains(context.clientIp)) return 'network-not-allowed';
+    if (!device.acceptsTls(context.tls)) return 'tls-too-old';
+    return 'accepted';
+  }
+
+  private logLocks(locks: Lock[], attempt: AuthAttempt, clientIp: string): void {
+    for (const lock of locks) {
       this.logger.warn(
-        { scope: lock.scope, client_ip: clientIp, sasl_username: attempt.username, until: new Date(lock.until).toISOString() },
+        {
+          scope: lock.scope,
+          key: lock.key,
+          client_ip: clientIp,
+          sasl_username: attempt.username,
+          until: new Date(lock.until).toISOString(),
+        },
         lock.scope === 'ip' ? 'client locked out' : 'username locked out',
       );
     }
-    return { ok: false, reason, device };
   }
 }

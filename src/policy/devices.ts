@@ -9,6 +9,7 @@ import {
 } from '../config/schema.js';
 import { AddressRules } from './addresses.js';
 import { credentialFor, secretsEqual, type Credential } from '../auth/credentials.js';
+import { decoyCredential } from '../auth/decoy-credential.js';
 import { digestMd5Rspauth, verifyDigestMd5, type DigestMd5Response } from '../auth/digest-md5-math.js';
 import { NetworkList } from './networks.js';
 
@@ -79,23 +80,8 @@ export class DevicePolicy {
     return version !== undefined && TLS_VERSIONS.indexOf(version as TlsVersion) >= TLS_VERSIONS.indexOf(this.minTls);
   }
 
-  async verify(attempt: AuthAttempt): Promise<boolean> {
-    const credential = this.credential;
-    switch (attempt.mechanism) {
-      case 'PLAIN':
-      case 'LOGIN':
-        return (await credential?.verifyPassword?.(attempt.password)) ?? false;
-      case 'CRAM-MD5': {
-        const expected = credential?.cramMd5Digest?.(attempt.challenge);
-        // Sloppy clients (shell one-liners piping `echo` into base64) send a trailing
-        // newline or space, and old servers accepted it; so do we.
-        return expected !== undefined && secretsEqual(expected, attempt.response.trim().toLowerCase());
-      }
-      case 'DIGEST-MD5': {
-        const secret = credential?.digestMd5Ha1?.(attempt.username, attempt.digest.realm);
-        return secret !== undefined && verifyDigestMd5(secret, attempt.digest);
-      }
-    }
+  verify(attempt: AuthAttempt): Promise<boolean> {
+    return verifyWith(this.credential, attempt);
   }
 
   /** What the bridge proves back after a verified attempt: DIGEST-MD5's rspauth; nothing for the others. */
@@ -103,6 +89,25 @@ export class DevicePolicy {
     if (attempt.mechanism !== 'DIGEST-MD5') return undefined;
     const secret = this.credential?.digestMd5Ha1?.(attempt.username, attempt.digest.realm);
     return secret && digestMd5Rspauth(secret, attempt.digest);
+  }
+}
+
+/** Whether the attempt proves knowledge of the credential's secret; false for a mechanism it cannot serve. */
+async function verifyWith(credential: Credential | undefined, attempt: AuthAttempt): Promise<boolean> {
+  switch (attempt.mechanism) {
+    case 'PLAIN':
+    case 'LOGIN':
+      return (await credential?.verifyPassword?.(attempt.password)) ?? false;
+    case 'CRAM-MD5': {
+      const expected = credential?.cramMd5Digest?.(attempt.challenge);
+      // Sloppy clients (shell one-liners piping `echo` into base64) send a trailing
+      // newline or space, and old servers accepted it; so do we.
+      return expected !== undefined && secretsEqual(expected, attempt.response.trim().toLowerCase());
+    }
+    case 'DIGEST-MD5': {
+      const secret = credential?.digestMd5Ha1?.(attempt.username, attempt.digest.realm);
+      return secret !== undefined && verifyDigestMd5(secret, attempt.digest);
+    }
   }
 }
 
@@ -115,8 +120,10 @@ function defaultFreeze(budget: Rate | undefined): Rate | undefined {
 export class DeviceDirectory {
   private readonly byUsername = new Map<string, DevicePolicy>();
   private readonly withoutAuth: DevicePolicy[] = [];
+  private readonly decoy: Credential;
 
   constructor(devices: Config['devices']) {
+    this.decoy = decoyCredential(Object.values(devices).flatMap((entry) => entry.secret ?? []));
     for (const [name, entry] of Object.entries(devices)) {
       const device = new DevicePolicy(name, entry);
       if (device.requiresAuth) this.byUsername.set(device.username.toLowerCase(), device);
@@ -134,6 +141,12 @@ export class DeviceDirectory {
   /** The device that logs in with this SASL username (case-insensitively). */
   withUsername(username: string): DevicePolicy | undefined {
     return this.byUsername.get(username.toLowerCase());
+  }
+
+  /** Does the work of checking a known username's attempt, and fails: timing must not tell which usernames exist. */
+  async verifyUnknown(attempt: AuthAttempt): Promise<false> {
+    await verifyWith(this.decoy, attempt);
+    return false;
   }
 
   /** The device that sends without AUTH from this address, if any. */

@@ -92,7 +92,7 @@ test('check-config shows budgets, freeze, lockout, alert and stored forms, and w
   const result = checkConfig(['-c', file]);
   assert.equal(result.status, 0, result.stderr);
   for (const expected of [
-    'lockout:   5 failed AUTHs per IP, 10 failed AUTHs per username within 15m; locked 1m, doubling up to 1h',
+    'lockout:   5 failed AUTHs per client (IPv4 address, IPv6 /64), 10 failed AUTHs per username within 15m; locked 1m, doubling up to 1h',
     'alert:     webhook http://127.0.0.1:9/hook',
     '    secret:     {SCRYPT}, {CRAM-MD5} (stored forms)',
     '    tls:        TLSv1.2 or later',

@@ -47,6 +47,8 @@ export interface TestBridgeOptions {
   prepare?: (dir: string) => Promise<void>;
   /** Undoes `prepare` before the directory is removed. */
   cleanup?: (dir: string) => Promise<void>;
+  /** Let the bridge create its own certificate, as on a first start, instead of the file's shared one. */
+  ownCertificate?: boolean;
 }
 
 let sharedCertificate: Promise<SelfSigned> | undefined;
@@ -91,9 +93,11 @@ spool:
 ${options.yaml}`;
   const file = join(dir, 'smtp-bridge.yaml');
   await writeFile(file, yaml);
-  const certificate = await bridgeCertificate();
-  await writeFile(join(dir, 'bridge.crt'), certificate.certPem);
-  await writeFile(join(dir, 'bridge.key'), certificate.keyPem, { mode: 0o600 });
+  if (!options.ownCertificate) {
+    const certificate = await bridgeCertificate();
+    await writeFile(join(dir, 'bridge.crt'), certificate.certPem);
+    await writeFile(join(dir, 'bridge.key'), certificate.keyPem, { mode: 0o600 });
+  }
   const logs: LogLine[] = [];
   const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   let bridge: RunningBridge;

@@ -70,7 +70,14 @@ test('limits, freeze_after, max_recipients and max_size: parsed, defaulted, and 
   assert.equal(device.max_recipients, 5);
   assert.equal(device.max_size, 1024 * 1024);
   assert.equal(device.freeze_after, undefined, 'the default (3x the first budget) is the policy stage’s to apply');
-  assert.deepEqual(config.lockout, { ip_failures: 3, username_failures: 10, window: 900_000, duration: 60_000, max_duration: 3_600_000 });
+  assert.deepEqual(config.lockout, {
+    ip_failures: 3,
+    username_failures: 10,
+    window: 900_000,
+    duration: 60_000,
+    max_duration: 3_600_000,
+    ipv6_prefix: 64,
+  });
   assert.equal(config.alert, undefined);
 
   assert.deepEqual(
