@@ -55,6 +55,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     greetingDelayMs: config.greeting_delay_ms,
     closeTimeout: config.delivery.shutdown_wait,
     maxMessageSize: config.max_message_size,
+    limits: config.limits,
     policy,
     intake: createIntake(spool, new Cleanup(config), scheduler, logger),
     logger,

@@ -1,8 +1,11 @@
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import { SMTPServer, type SMTPServerConnectionInfo, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer, type SMTPServerConnectionInfo, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type net from 'node:net';
 import type tls from 'node:tls';
+import type { LimitSettings } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
+import { CommandStream } from './command-stream.js';
+import type { ConnectionLimits, Refusal } from './connection-limits.js';
 import type { BridgeAuthHandler } from './sasl/authentication.js';
 import { DigestMd5Exchange, type SaslChannel } from './sasl/digest-md5-exchange.js';
 import { withoutEncodedLineEnd } from './sasl/sloppy-response.js';
@@ -21,8 +24,23 @@ export interface BridgeListenerSettings {
   realm: string;
   /** The session's onAuth hook, called directly by the mechanisms smtp-server does not have. */
   authenticate: BridgeAuthHandler;
+  /** Whether the device behind this session ends DATA with a bare-LF "." (its allow_bare_lf_dot). */
+  allowsBareLfDot: (session: SMTPServerSession) => boolean;
+  /** Time and command limits of one session. */
+  limits: LimitSettings;
+  /** Connection counts shared by every listener. */
+  connections: ConnectionLimits;
   logger: Logger;
 }
+
+/** Commands that move no mail and prove nothing: Postfix's junk commands, plus the greetings and HELP. */
+const JUNK_COMMANDS = new Set(['NOOP', 'RSET', 'VRFY', 'EXPN', 'HELP', 'HELO', 'EHLO', 'ETRN']);
+
+/** How long a refused client has to read its 421 before the socket is destroyed. */
+const REFUSED_LINGER_MS = 2000;
+
+/** How soon a limit that ran out while the bridge owed the client a reply is checked again. */
+const OWED_REPLY_RECHECK_MS = 1000;
 
 /** Replies whose text already starts with an enhanced status code ("5.7.1 ..."). */
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -68,24 +86,115 @@ export const SMTP_SERVER_INTERNALS = {
 
 /**
  * smtp-server's connection, adjusted where the LAN use case differs from an
- * Internet MX, through the internals listed in SMTP_SERVER_INTERNALS. The
- * end-to-end tests exercise every override with real clients.
+ * Internet MX. This reaches into smtp-server internals (init, handler_AUTH,
+ * handler_EHLO, send, _parseAddressCommand, _nextHandler), which is why the
+ * package version is pinned exactly; the end-to-end tests exercise every
+ * override with real clients (DIGEST-MD5 and the tidied SASL lines in
+ * test/interop.test.ts and test/legacy-dialects.test.ts), so an upgrade that
+ * moves these internals fails there.
  */
 export class BridgeConnection extends SMTPConnection {
+  /** A command that arrived before the greeting, answered right after it. */
+  private earlyCommand?: () => void;
+  private lineTimer?: NodeJS.Timeout;
+  private sessionTimer?: NodeJS.Timeout;
+  private junkCommands = 0;
+  private errors = 0;
+
   private get settings(): BridgeListenerSettings {
     return (this._server as BridgeServer).settings;
   }
 
   override init(): void {
+    this.sessionTimer = setTimeout(() => this.closeForTime('session_timeout', 'Session'), this.settings.limits.session_timeout);
+    this.sessionTimer.unref();
     this._setListeners(() => {
-      if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
-        const { code, text } = replies.tooManyClients(this.name);
-        return this.send(code, text, false);
-      }
-      const ready = () => this.connectionReady();
+      const ready = () => this.connectionReady(() => this.answerEarlyCommand());
       if (this.settings.greetingDelayMs > 0) setTimeout(ready, this.settings.greetingDelayMs).unref();
       else setImmediate(ready);
     });
+  }
+
+  /**
+   * smtp-server answers a command sent before the greeting with "421 You talk
+   * too soon", a spam-bot check Postfix keeps out of smtpd. BusyBox sendmail
+   * talks early by design, so the command waits for the greeting instead;
+   * the parser reads nothing more until it is answered.
+   */
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    if (!this._ready && !this._closing) {
+      this.settings.logger.debug({ client_ip: this.remoteAddress }, 'early talker: command before the greeting, answered after it');
+      this.earlyCommand = () => this._onCommand(command, callback);
+      return;
+    }
+    clearTimeout(this.lineTimer);
+    this.lineTimer = undefined;
+    const name = command.toString('latin1').split(' ', 1)[0].toUpperCase();
+    if (!this._nextHandler && JUNK_COMMANDS.has(name) && ++this.junkCommands > this.settings.limits.max_junk_commands) {
+      this.closeForFlood('max_junk_commands', 'Too many commands without progress');
+      return;
+    }
+    super._onCommand(command, callback);
+  }
+
+  private answerEarlyCommand(): void {
+    const early = this.earlyCommand;
+    this.earlyCommand = undefined;
+    early?.();
+  }
+
+  /** smtp-server's parser wiring, with the bridge's parser (see command-stream.ts). */
+  override _createParser(): CommandStream {
+    const parser = new CommandStream({ maxCommandLength: this._server.options.maxCommandLength });
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, 'Error: ' + err.message));
+    parser.onCommandInput = () => this.startLineTimer();
+    return parser;
+  }
+
+  /** Times a command line from its first byte: the idle timeout alone lets one byte every few seconds hold a session. */
+  private startLineTimer(): void {
+    if (this.lineTimer) return;
+    this.lineTimer = setTimeout(() => this.closeForTime('line_timeout', 'Command line'), this.settings.limits.line_timeout);
+    this.lineTimer.unref();
+  }
+
+  override handler_DATA(command: Buffer, callback: () => void): void {
+    if (this._parser instanceof CommandStream) this._parser.bareLfDataEnd = this.settings.allowsBareLfDot(this.session);
+    super.handler_DATA(command, callback);
+  }
+
+  /**
+   * A time limit ran out. While the bridge itself owes a reply (a handler
+   * still deciding, a message being spooled) the client is not the slow one:
+   * closing then could lose a message the device would be told to resend.
+   */
+  private closeForTime(limit: 'line_timeout' | 'session_timeout', what: string): void {
+    if (this._closing || this._closed) return;
+    if (this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)) {
+      const timer = setTimeout(() => this.closeForTime(limit, what), OWED_REPLY_RECHECK_MS);
+      timer.unref();
+      if (limit === 'line_timeout') this.lineTimer = timer;
+      else this.sessionTimer = timer;
+      return;
+    }
+    const ms = this.settings.limits[limit];
+    this.settings.logger.warn({ client_ip: this.remoteAddress, limit, ms }, 'connection closed: client too slow');
+    this.send(421, `4.4.2 ${this.name} ${what} took too long, closing connection`);
+  }
+
+  private closeForFlood(limit: 'max_junk_commands' | 'max_errors', text: string): void {
+    this.settings.logger.warn(
+      { client_ip: this.remoteAddress, limit, max: this.settings.limits[limit] },
+      'connection closed: too many commands without progress',
+    );
+    this.send(421, `4.7.0 ${this.name} ${text}, closing connection`);
+  }
+
+  override _onClose(): void {
+    clearTimeout(this.lineTimer);
+    clearTimeout(this.sessionTimer);
+    super._onClose();
   }
 
   /**
@@ -98,6 +207,21 @@ export class BridgeConnection extends SMTPConnection {
       data = `${replies.shuttingDownPrefix} ${data}`;
     const ownCode = typeof data === 'string' && ENHANCED_PREFIX.test(data);
     super.send(code, data, ownCode ? false : context);
+    this.countProgress(code, context);
+  }
+
+  /**
+   * Postfix's smtpd_hard_error_limit: a client collecting error replies
+   * without getting a message through is disconnected. A message accepted or
+   * a successful AUTH is progress and starts both counts afresh.
+   */
+  private countProgress(code: number, context?: string | false): void {
+    if (code === 235 || (code === 250 && context === 'DATA_OK')) {
+      this.junkCommands = 0;
+      this.errors = 0;
+    } else if (code >= 400 && code !== 421 && !this._closing && ++this.errors >= this.settings.limits.max_errors) {
+      this.closeForFlood('max_errors', 'Too many errors');
+    }
   }
 
   /**
@@ -209,13 +333,38 @@ export class BridgeConnection extends SMTPConnection {
   }
 }
 
-/** smtp-server with our connection class and the listener's own settings. */
+/** smtp-server with our connection class, the listener's own settings and the shared connection limits. */
 export class BridgeServer extends SMTPServer {
   constructor(
     options: SMTPServerOptions,
     readonly settings: BridgeListenerSettings,
   ) {
     super(options);
+    // smtp-server's accept handler runs only for connections within the limits, so a refused
+    // socket never reaches a TLS handshake or a session.
+    const [accept] = this.server.listeners('connection') as ((socket: net.Socket) => void)[];
+    this.server.removeListener('connection', accept);
+    this.server.on('connection', (socket: net.Socket) => {
+      const admitted = settings.connections.admit(socket.remoteAddress ?? '');
+      if (typeof admitted === 'string') return this.refuse(socket, admitted);
+      socket.once('close', admitted);
+      accept(socket);
+    });
+  }
+
+  /**
+   * 421 and close. On an implicit-TLS listener the client expects a TLS
+   * handshake, which a refused client is not worth: it is closed without a reply.
+   */
+  private refuse(socket: net.Socket, limit: Refusal): void {
+    socket.on('error', () => {});
+    if (this.options.secure) return void socket.destroy();
+    const who = limit === 'max_connections' ? '' : ' from your address';
+    const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.resume();
+    socket.end(`421 4.7.0 ${this.options.name} Too many connections${who}, try again later\r\n`);
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
