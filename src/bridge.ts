@@ -69,10 +69,10 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
 
   return {
     listeners,
+    // Sessions and deliveries share one shutdown_wait, so the whole stop is bounded by it (plus a second to record cut-off attempts).
     async stop() {
-      await inbound.stop();
       kicks.close();
-      await scheduler.stop();
+      await Promise.all([inbound.stop(), scheduler.stop()]);
       logger.info('stopped');
     },
   };

@@ -335,6 +335,9 @@ export class BridgeConnection extends SMTPConnection {
 
 /** smtp-server with our connection class, the listener's own settings and the shared connection limits. */
 export class BridgeServer extends SMTPServer {
+  /** Every admitted socket until it closes, so that stop can end what close() left half-closed. */
+  private readonly sockets = new Set<net.Socket>();
+
   constructor(
     options: SMTPServerOptions,
     readonly settings: BridgeListenerSettings,
@@ -347,7 +350,11 @@ export class BridgeServer extends SMTPServer {
     this.server.on('connection', (socket: net.Socket) => {
       const admitted = settings.connections.admit(socket.remoteAddress ?? '');
       if (typeof admitted === 'string') return this.refuse(socket, admitted);
-      socket.once('close', admitted);
+      this.sockets.add(socket);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        admitted();
+      });
       accept(socket);
     });
   }
@@ -365,6 +372,15 @@ export class BridgeServer extends SMTPServer {
     socket.once('close', () => clearTimeout(timer));
     socket.resume();
     socket.end(`421 4.7.0 ${this.options.name} Too many connections${who}, try again later\r\n`);
+  }
+
+  /**
+   * smtp-server's close() answers open sessions 421 after closeTimeout but
+   * then waits up to 5 s more for each client to close its side; at shutdown
+   * that wait is not the client's to take.
+   */
+  destroySockets(): void {
+    for (const socket of this.sockets) socket.destroy();
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {

@@ -130,9 +130,10 @@ export class Inbound {
     return running;
   }
 
-  /** Stops accepting, lets sessions finish their command, then closes what is left. */
+  /** Stops accepting, lets sessions finish (up to closeTimeout), then closes what is left. */
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    for (const server of this.servers) server.destroySockets();
     this.servers.length = 0;
   }
 }
