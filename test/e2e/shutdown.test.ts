@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -9,7 +9,7 @@ import { pythonSmtplib } from '../support/clients.js';
 import { makePki, type Pki } from '../support/pki.js';
 import { freePort } from '../support/ports.js';
 import { spawnBridge } from '../support/process.js';
-import { providerYaml } from '../support/provider-yaml.js';
+import { writeServeConfig } from '../support/serve-config.js';
 import { startUpstream } from '../support/upstream.js';
 
 /**
@@ -31,22 +31,10 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-async function writeConfig(name: string, listenPort: number, upstreamPort: number): Promise<string> {
-  const file = join(dir, `${name}.yaml`);
-  await writeFile(
-    file,
-    `hostname: bridge.test
-listen:
-  - { port: ${listenPort}, tls: none, address: 127.0.0.1 }
-tls: { cert_file: bridge.crt, key_file: bridge.key }
-spool: { dir: spool }
-delivery: { sync_wait: 300, retry_initial: 200, retry_max: 500, shutdown_wait: ${SHUTDOWN_WAIT_MS} }
-upstreams:
-${providerYaml({ name: 'provider', port: upstreamPort, caFile: pki.caFile })}devices:
-  nas: { auth: none, networks: [127.0.0.1], senders: [${FROM}], upstream: provider }
-`,
-  );
-  return file;
+function writeConfig(name: string, listenPort: number, upstreamPort: number): Promise<string> {
+  const setup = { dir, caFile: pki.caFile, device: 'nas', from: FROM };
+  const delivery = `sync_wait: 300, retry_initial: 200, retry_max: 500, shutdown_wait: ${SHUTDOWN_WAIT_MS}`;
+  return writeServeConfig(setup, name, { listen: listenPort, upstream: upstreamPort }, { spoolDir: 'spool', delivery });
 }
 
 const queued = async () => (await readdir(join(dir, 'spool', 'queue'))).filter((file) => file.endsWith('.msg'));
