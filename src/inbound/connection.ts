@@ -171,7 +171,7 @@ export class BridgeConnection extends SMTPConnection {
    */
   private closeForTime(limit: 'line_timeout' | 'session_timeout', what: string): void {
     if (this._closing || this._closed) return;
-    if (this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)) {
+    if (this.earlyCommand || this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)) {
       const timer = setTimeout(() => this.closeForTime(limit, what), OWED_REPLY_RECHECK_MS);
       timer.unref();
       if (limit === 'line_timeout') this.lineTimer = timer;
@@ -372,6 +372,29 @@ export class BridgeServer extends SMTPServer {
     socket.once('close', () => clearTimeout(timer));
     socket.resume();
     socket.end(`421 4.7.0 ${this.options.name} Too many connections${who}, try again later\r\n`);
+  }
+
+  /**
+   * smtp-server guards an implicit-TLS handshake only with the idle timeout,
+   * which every byte resets; a handshake trickled a byte at a time gets
+   * line_timeout in all, like a command line.
+   */
+  override _acceptSocket(socket: net.Socket, handshake: boolean): (() => void) | false {
+    const release = super._acceptSocket(socket, handshake);
+    if (!release || !handshake) return release;
+    const deadline = setTimeout(() => {
+      this.settings.logger.warn(
+        { client_ip: socket.remoteAddress, limit: 'line_timeout', ms: this.settings.limits.line_timeout },
+        'connection closed: client too slow',
+      );
+      // The topmost socket: tearing a TLS wrap down from below mid-handshake crashes Node.
+      (this._pendingSockets.get(socket) ?? socket).destroy();
+    }, this.settings.limits.line_timeout);
+    deadline.unref();
+    return () => {
+      clearTimeout(deadline);
+      release();
+    };
   }
 
   /**

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
 import { LineClient } from '../support/line-client.js';
+import { freePort } from '../support/ports.js';
+import { spawnBridge } from '../support/process.js';
 
 /**
  * max_connections and max_connections_per_ip, met the way a flood meets them:
@@ -99,7 +104,7 @@ test('many addresses together get max_connections sessions; the rest hear 421 4.
   await settle();
 });
 
-test('a thousand idle connections leave the bridge answering its own device', async () => {
+test('a thousand idle connections from fifty addresses hold at most max_connections: the device is told 421, and served once they go', async () => {
   const addresses = Array.from({ length: 50 }, (_, i) => `127.0.3.${i + 1}`);
   const flood = (await Promise.all(addresses.map((address) => open(address, 20)))).flat();
   try {
@@ -117,4 +122,28 @@ test('a thousand idle connections leave the bridge answering its own device', as
   assert.equal((await device[0].reply())?.code, 220);
   assert.equal((await device[0].command('EHLO device.lan'))?.code, 250);
   closeAll(device);
+});
+
+test('an open-file limit too low for max_connections is warned about at start: past it the system drops connections unseen', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'smtp-bridge-nofile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'smtp-bridge.yaml');
+  const port = await freePort();
+  await writeFile(
+    file,
+    `listen: [{ port: ${port}, tls: none, address: 127.0.0.1 }]
+tls: { cert_file: bridge.crt, key_file: bridge.key }
+limits: { max_connections: 500 }
+upstreams: { capture: { type: directory, path: captured } }
+devices: { sensor: { auth: none, networks: [127.0.0.1], senders: [sensor@example.net], upstream: capture } }
+`,
+  );
+  const bridge = await spawnBridge(file, 1, 30_000, undefined, 256);
+  try {
+    const warning = await bridge.waitForLog((line) => /open-file limit/.test(line.msg));
+    assert.equal(warning.level, 'warn');
+    assert.deepEqual([warning.open_files, warning.needed, warning.max_connections], [256, 564, 500]);
+  } finally {
+    await bridge.kill('SIGTERM');
+  }
 });

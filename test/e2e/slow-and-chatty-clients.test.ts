@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,6 +67,24 @@ test('a command line trickled one byte at a time is cut off after line_timeout w
   const line = bridge.logs.find((l) => l.msg === 'connection closed: client too slow' && l.limit === 'line_timeout');
   assert.equal(line?.level, 'warn');
   assert.equal(line?.client_ip, '127.0.0.1');
+});
+
+test('an implicit-TLS handshake trickled one byte at a time is cut off after line_timeout', async () => {
+  const socket = net.connect({ port: bridge.ports.implicit!, host: '127.0.0.1', localAddress: '127.0.5.3' });
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  const closed = once(socket, 'close');
+  const started = Date.now();
+  // The start of a TLS ClientHello record, never finished.
+  const hello = Buffer.from('16030100c8010000c40303', 'hex');
+  for (let i = 0; i < hello.length * 4 && !socket.destroyed && Date.now() - started < LINE_TIMEOUT_MS * 4; i++) {
+    socket.write(hello.subarray(i % hello.length, (i % hello.length) + 1));
+    await Promise.race([sleep(150), closed]);
+  }
+  const ms = Date.now() - started;
+  socket.destroy();
+  assert.ok(ms >= LINE_TIMEOUT_MS - 100 && ms < LINE_TIMEOUT_MS + 1500, `closed after ${ms} ms`);
+  assert.ok(bridge.logs.some((l) => l.msg === 'connection closed: client too slow' && l.client_ip === '127.0.5.3'));
 });
 
 test('complete lines just inside line_timeout still end at session_timeout', async () => {
