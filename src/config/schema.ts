@@ -257,8 +257,8 @@ const timeLimit = duration.refine((value) => value > 0 && value <= 86_400_000, {
  * smtpd_hard_error_limit). The defaults sit far above what a LAN device uses.
  */
 export const LIMITS_DEFAULTS = {
-  max_connections: 200,
-  max_connections_per_ip: 50,
+  max_connections: 500,
+  max_connections_per_ip: 100,
   line_timeout: 60_000,
   session_timeout: 30 * 60_000,
   max_junk_commands: 100,
