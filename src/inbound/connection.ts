@@ -87,11 +87,13 @@ export const SMTP_SERVER_INTERNALS = {
 /**
  * smtp-server's connection, adjusted where the LAN use case differs from an
  * Internet MX. This reaches into smtp-server internals (init, handler_AUTH,
- * handler_EHLO, send, _parseAddressCommand, _nextHandler), which is why the
- * package version is pinned exactly; the end-to-end tests exercise every
- * override with real clients (DIGEST-MD5 and the tidied SASL lines in
- * test/interop.test.ts and test/legacy-dialects.test.ts), so an upgrade that
- * moves these internals fails there.
+ * handler_EHLO, handler_DATA, send, _onCommand, _createParser, _onClose,
+ * _parseAddressCommand, _nextHandler, _handlerPending, _dataStream, and the
+ * parser's in command-stream.ts), which is why the package version is pinned
+ * exactly; the end-to-end tests exercise every override with real clients
+ * (DIGEST-MD5 and the tidied SASL lines in test/interop.test.ts and
+ * test/legacy-dialects.test.ts, the limits, early talkers and the bare-LF end
+ * of DATA in test/e2e/), so an upgrade that moves these internals fails there.
  */
 export class BridgeConnection extends SMTPConnection {
   /** A command that arrived before the greeting, answered right after it. */
