@@ -70,30 +70,60 @@ export const SMTP_SERVER_INTERNALS = {
     _parseAddressCommand: 2,
     /** Called when DIGEST-MD5 succeeds, to set session.transmissionType as smtp-server's own SASL does. */
     _transmissionType: 0,
+    /** Overridden: early talkers wait for the greeting; junk commands are counted and the line timer stopped. */
+    _onCommand: 2,
+    /** Overridden: our parser (command-stream.ts), which reports command input for the line timer. */
+    _createParser: 0,
+    /** Overridden: tells the parser whether this device's DATA may end at a bare-LF ".". */
+    handler_DATA: 2,
+    /** Overridden: stops the line and session timers. */
+    _onClose: 0,
   },
-  /** Instance fields read or set: the next-line handler of a SASL exchange, the owning server. */
-  connectionFields: ['_nextHandler', '_server', 'session', 'secure', 'remoteAddress', 'name'],
+  /**
+   * Instance fields read or set: the next-line handler of a SASL exchange, the owning server; whether the
+   * greeting went out, the connection is closing, a handler owes a reply, a message is being read.
+   */
+  connectionFields: [
+    '_nextHandler',
+    '_server',
+    'session',
+    'secure',
+    'remoteAddress',
+    'name',
+    '_ready',
+    '_closing',
+    '_closed',
+    '_handlerPending',
+    '_dataStream',
+    '_parser',
+  ],
   server: {
     /** Overridden: creates our connection class instead of smtp-server's. */
     connect: 2,
     /** Called from connect, as smtp-server's own connect does. */
     _onError: 1,
     _onClientConnect: 1,
+    /** Overridden: bounds an implicit-TLS handshake by line_timeout. */
+    _acceptSocket: 2,
   },
-  /** Read to tell a shutdown's 421 from other 421s; `options` and `connections` for the client cap. */
-  serverFields: ['_closeTimeout', 'options', 'connections'],
+  /**
+   * Read to tell a shutdown's 421 from other 421s; `options`, `connections`; `server` (the net.Server,
+   * whose accept handler is wrapped by the connection limits); `_pendingSockets` (the TLS socket of a
+   * handshake in progress).
+   */
+  serverFields: ['_closeTimeout', 'options', 'connections', 'server', '_pendingSockets'],
+  /** The parser (command-stream.ts): its input per chunk, DATA's bytes, and the fields it reads. */
+  stream: {
+    _write: 3,
+    _feedDataStream: 2,
+  },
+  streamFields: ['_dataMode', '_lastBytes', '_atDataStart'],
 } as const;
 
 /**
  * smtp-server's connection, adjusted where the LAN use case differs from an
- * Internet MX. This reaches into smtp-server internals (init, handler_AUTH,
- * handler_EHLO, handler_DATA, send, _onCommand, _createParser, _onClose,
- * _parseAddressCommand, _nextHandler, _handlerPending, _dataStream, and the
- * parser's in command-stream.ts), which is why the package version is pinned
- * exactly; the end-to-end tests exercise every override with real clients
- * (DIGEST-MD5 and the tidied SASL lines in test/interop.test.ts and
- * test/legacy-dialects.test.ts, the limits, early talkers and the bare-LF end
- * of DATA in test/e2e/), so an upgrade that moves these internals fails there.
+ * Internet MX, through the internals listed in SMTP_SERVER_INTERNALS. The
+ * end-to-end tests exercise every override with real clients.
  */
 export class BridgeConnection extends SMTPConnection {
   /** A command that arrived before the greeting, answered right after it. */
@@ -108,7 +138,7 @@ export class BridgeConnection extends SMTPConnection {
   }
 
   override init(): void {
-    this.sessionTimer = setTimeout(() => this.closeForTime('session_timeout', 'Session'), this.settings.limits.session_timeout);
+    this.sessionTimer = setTimeout(() => this.closeForTime('session_timeout'), this.settings.limits.session_timeout);
     this.sessionTimer.unref();
     this._setListeners(() => {
       const ready = () => this.connectionReady(() => this.answerEarlyCommand());
@@ -133,7 +163,7 @@ export class BridgeConnection extends SMTPConnection {
     this.lineTimer = undefined;
     const name = command.toString('latin1').split(' ', 1)[0].toUpperCase();
     if (!this._nextHandler && JUNK_COMMANDS.has(name) && ++this.junkCommands > this.settings.limits.max_junk_commands) {
-      this.closeForFlood('max_junk_commands', 'Too many commands without progress');
+      this.closeForFlood('max_junk_commands');
       return;
     }
     super._onCommand(command, callback);
@@ -157,7 +187,7 @@ export class BridgeConnection extends SMTPConnection {
   /** Times a command line from its first byte: the idle timeout alone lets one byte every few seconds hold a session. */
   private startLineTimer(): void {
     if (this.lineTimer) return;
-    this.lineTimer = setTimeout(() => this.closeForTime('line_timeout', 'Command line'), this.settings.limits.line_timeout);
+    this.lineTimer = setTimeout(() => this.closeForTime('line_timeout'), this.settings.limits.line_timeout);
     this.lineTimer.unref();
   }
 
@@ -171,10 +201,10 @@ export class BridgeConnection extends SMTPConnection {
    * still deciding, a message being spooled) the client is not the slow one:
    * closing then could lose a message the device would be told to resend.
    */
-  private closeForTime(limit: 'line_timeout' | 'session_timeout', what: string): void {
+  private closeForTime(limit: 'line_timeout' | 'session_timeout'): void {
     if (this._closing || this._closed) return;
     if (this.earlyCommand || this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)) {
-      const timer = setTimeout(() => this.closeForTime(limit, what), OWED_REPLY_RECHECK_MS);
+      const timer = setTimeout(() => this.closeForTime(limit), OWED_REPLY_RECHECK_MS);
       timer.unref();
       if (limit === 'line_timeout') this.lineTimer = timer;
       else this.sessionTimer = timer;
@@ -182,15 +212,17 @@ export class BridgeConnection extends SMTPConnection {
     }
     const ms = this.settings.limits[limit];
     this.settings.logger.warn({ client_ip: this.remoteAddress, limit, ms }, 'connection closed: client too slow');
-    this.send(421, `4.4.2 ${this.name} ${what} took too long, closing connection`);
+    const { code, text } = limit === 'line_timeout' ? replies.commandLineTooSlow(this.name) : replies.sessionTooLong(this.name);
+    this.send(code, text);
   }
 
-  private closeForFlood(limit: 'max_junk_commands' | 'max_errors', text: string): void {
+  private closeForFlood(limit: 'max_junk_commands' | 'max_errors'): void {
     this.settings.logger.warn(
       { client_ip: this.remoteAddress, limit, max: this.settings.limits[limit] },
       'connection closed: too many commands without progress',
     );
-    this.send(421, `4.7.0 ${this.name} ${text}, closing connection`);
+    const { code, text } = limit === 'max_errors' ? replies.tooManyErrors(this.name) : replies.tooManyJunkCommands(this.name);
+    this.send(code, text);
   }
 
   override _onClose(): void {
@@ -222,7 +254,7 @@ export class BridgeConnection extends SMTPConnection {
       this.junkCommands = 0;
       this.errors = 0;
     } else if (code >= 400 && code !== 421 && !this._closing && ++this.errors >= this.settings.limits.max_errors) {
-      this.closeForFlood('max_errors', 'Too many errors');
+      this.closeForFlood('max_errors');
     }
   }
 
@@ -368,12 +400,14 @@ export class BridgeServer extends SMTPServer {
   private refuse(socket: net.Socket, limit: Refusal): void {
     socket.on('error', () => {});
     if (this.options.secure) return void socket.destroy();
-    const who = limit === 'max_connections' ? '' : ' from your address';
     const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
     socket.resume();
-    socket.end(`421 4.7.0 ${this.options.name} Too many connections${who}, try again later\r\n`);
+    const hostname = this.options.name ?? '';
+    const { code, text } =
+      limit === 'max_connections' ? replies.tooManyConnections(hostname) : replies.tooManyConnectionsFromClient(hostname);
+    socket.end(`${code} ${text}\r\n`);
   }
 
   /**
