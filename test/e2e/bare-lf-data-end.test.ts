@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { captureYaml } from '../support/capture-config.js';
 import { LineClient } from '../support/line-client.js';
 
 /**
@@ -17,13 +18,10 @@ let bridge: TestBridge;
 
 before(async () => {
   bridge = await startTestBridge({
-    yaml: `upstreams:
-  capture: { type: directory, path: captured }
-devices:
-  oldcam: { auth: none, networks: [127.0.6.1], senders: [oldcam@example.net], upstream: capture, allow_bare_lf_dot: true }
+    yaml: captureYaml(`  oldcam: { auth: none, networks: [127.0.6.1], senders: [oldcam@example.net], upstream: capture, allow_bare_lf_dot: true }
   newcam: { auth: none, networks: [127.0.6.2], senders: [newcam@example.net], upstream: capture }
   nvr: { password: nvr-secret, mechanisms: [PLAIN], senders: [nvr@example.net], upstream: capture, allow_bare_lf_dot: true }
-`,
+`),
   });
 });
 

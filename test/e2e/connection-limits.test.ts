@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { captureYaml, SENSOR_DEVICE } from '../support/capture-config.js';
 import { LineClient } from '../support/line-client.js';
 import { freePort } from '../support/ports.js';
 import { spawnBridge } from '../support/process.js';
@@ -22,12 +23,7 @@ let bridge: TestBridge;
 
 before(async () => {
   bridge = await startTestBridge({
-    yaml: `limits: { max_connections: ${TOTAL}, max_connections_per_ip: ${PER_IP} }
-upstreams:
-  capture: { type: directory, path: captured }
-devices:
-  sensor: { auth: none, networks: [127.0.0.1], senders: [sensor@example.net], upstream: capture }
-`,
+    yaml: captureYaml(SENSOR_DEVICE, `limits: { max_connections: ${TOTAL}, max_connections_per_ip: ${PER_IP} }\n`),
   });
 });
 

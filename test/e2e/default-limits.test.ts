@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { LIMITS_DEFAULTS } from '../../src/config/schema.js';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { captureYaml, SENSOR_DEVICE } from '../support/capture-config.js';
 import { LineClient } from '../support/line-client.js';
 
 /**
@@ -14,11 +15,7 @@ let bridge: TestBridge;
 
 before(async () => {
   bridge = await startTestBridge({
-    yaml: `upstreams:
-  capture: { type: directory, path: captured }
-devices:
-  sensor: { auth: none, networks: [127.0.0.1], senders: [sensor@example.net], upstream: capture }
-`,
+    yaml: captureYaml(SENSOR_DEVICE),
   });
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { captureYaml, SENSOR_DEVICE } from '../support/capture-config.js';
 import { LineClient } from '../support/line-client.js';
 
 /**
@@ -24,12 +25,10 @@ let bridge: TestBridge;
 
 before(async () => {
   bridge = await startTestBridge({
-    yaml: `limits: { line_timeout: ${LINE_TIMEOUT_MS}, session_timeout: ${SESSION_TIMEOUT_MS}, max_junk_commands: ${JUNK}, max_errors: ${ERRORS} }
-upstreams:
-  capture: { type: directory, path: captured }
-devices:
-  sensor: { auth: none, networks: [127.0.0.1], senders: [sensor@example.net], upstream: capture }
-`,
+    yaml: captureYaml(
+      SENSOR_DEVICE,
+      `limits: { line_timeout: ${LINE_TIMEOUT_MS}, session_timeout: ${SESSION_TIMEOUT_MS}, max_junk_commands: ${JUNK}, max_errors: ${ERRORS} }\n`,
+    ),
   });
 });
 
