@@ -1,12 +1,15 @@
 import type { LimitSettings } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
-import { clientKey } from './client-key.js';
+import { clientKey } from '../policy/client-key.js';
 
 export type Refusal = 'max_connections' | 'max_connections_per_ip';
 
+/** Connections are counted per IPv6 /64: a site hands each LAN one, and whoever has one address in it has them all. */
+const IPV6_CLIENT_PREFIX = 64;
+
 /**
- * Open connections across every listener, in total and per client (see
- * client-key.ts), counted from accept to close, TLS handshakes included.
+ * Open connections across every listener, in total and per client (an IPv4
+ * address or an IPv6 /64), counted from accept to close, TLS handshakes included.
  * A refusal is logged once when a limit is first hit and once when it
  * clears, however many connections it turned away in between.
  */
@@ -23,7 +26,7 @@ export class ConnectionLimits {
 
   /** Counts a new connection: a function to call once it closes, or the limit it would break. */
   admit(address: string): (() => void) | Refusal {
-    const key = clientKey(address);
+    const key = clientKey(address, IPV6_CLIENT_PREFIX);
     const open = this.perClient.get(key) ?? 0;
     if (this.total >= this.limits.max_connections) return this.refuse('max_connections', 'max_connections', address);
     if (open >= this.limits.max_connections_per_ip) return this.refuse(key, 'max_connections_per_ip', address);
