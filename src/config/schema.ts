@@ -241,11 +241,8 @@ const lockoutSchema = z.strictObject({
   max_duration: duration.default(LOCKOUT_DEFAULTS.max_duration),
 });
 
-const count = (min: number) =>
-  z
-    .number({ error: (iss) => `must be a whole number, got ${quoted(iss.input)}` })
-    .int({ error: 'must be a whole number' })
-    .min(min, { error: `must be at least ${min}` });
+/** A whole number from `min` to `max`; the range is checked first, so 1e300 hears the range rather than zod's safe-integer limit. */
+const count = (min: number, max: number) => z.number().min(min).max(max).refine(Number.isInteger, { error: 'must be a whole number' });
 
 /** A time limit a timer enforces: above zero, and within a day (setTimeout would fire at once beyond 2^31-1 ms). */
 const timeLimit = duration.refine((value) => value > 0 && value <= 86_400_000, { error: 'must be between 1ms and 1d' });
@@ -266,12 +263,12 @@ export const LIMITS_DEFAULTS = {
 };
 
 const limitsSchema = z.strictObject({
-  max_connections: count(1).default(LIMITS_DEFAULTS.max_connections),
-  max_connections_per_ip: count(1).default(LIMITS_DEFAULTS.max_connections_per_ip),
+  max_connections: count(1, 100_000).default(LIMITS_DEFAULTS.max_connections),
+  max_connections_per_ip: count(1, 100_000).default(LIMITS_DEFAULTS.max_connections_per_ip),
   line_timeout: timeLimit.default(LIMITS_DEFAULTS.line_timeout),
   session_timeout: timeLimit.default(LIMITS_DEFAULTS.session_timeout),
-  max_junk_commands: count(1).default(LIMITS_DEFAULTS.max_junk_commands),
-  max_errors: count(1).default(LIMITS_DEFAULTS.max_errors),
+  max_junk_commands: count(1, 100_000).default(LIMITS_DEFAULTS.max_junk_commands),
+  max_errors: count(1, 100_000).default(LIMITS_DEFAULTS.max_errors),
 });
 
 const alertSchema = z.strictObject({

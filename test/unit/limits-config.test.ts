@@ -21,11 +21,20 @@ test('limits take durations with units and whole counts', () => {
   });
 });
 
-test('a limit of zero, a fraction, or a timeout a timer cannot hold is refused, naming the key', () => {
-  assert.deepEqual(problems({ max_connections: 0 }), ['limits.max_connections: must be at least 1']);
-  assert.deepEqual(problems({ max_connections_per_ip: 2.5 }), ['limits.max_connections_per_ip: must be a whole number']);
+test('a limit of zero, past its ceiling, a fraction, or a timeout a timer cannot hold is refused, naming the key', () => {
+  for (const [limits, key] of [
+    [{ max_connections: 0 }, 'max_connections'],
+    [{ max_connections_per_ip: 1e9 }, 'max_connections_per_ip'],
+    [{ max_junk_commands: 2.5 }, 'max_junk_commands'],
+    [{ max_errors: -1 }, 'max_errors'],
+    [{ line_timeout: 0 }, 'line_timeout'],
+    // Beyond 2^31-1 ms setTimeout would fire at once and close every session.
+    [{ session_timeout: '30d' }, 'session_timeout'],
+    [{ max_sessions: 3 }, ''],
+  ] as const) {
+    const found = problems(limits);
+    assert.equal(found.length, 1, `${JSON.stringify(limits)}: ${found.join('; ')}`);
+    assert.ok(found[0].startsWith(`limits${key ? `.${key}` : ''}: `), found[0]);
+  }
   assert.deepEqual(problems({ line_timeout: 0 }), ['limits.line_timeout: must be between 1ms and 1d']);
-  // Beyond 2^31-1 ms setTimeout would fire at once and close every session.
-  assert.deepEqual(problems({ session_timeout: '30d' }), ['limits.session_timeout: must be between 1ms and 1d']);
-  assert.deepEqual(problems({ max_sessions: 3 }).length, 1, 'unknown keys are errors');
 });
