@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
+import { LIMITS_DEFAULTS } from '../src/config/schema.js';
 import { BridgeServer } from '../src/inbound/connection.js';
+import { ConnectionLimits } from '../src/inbound/connection-limits.js';
 import { createLogger } from '../src/observe/logger.js';
 
 /**
@@ -71,6 +73,9 @@ const server =
           authEquals: false,
           realm: 'bench',
           authenticate: acceptAnyone,
+          allowsBareLfDot: () => false,
+          limits: LIMITS_DEFAULTS,
+          connections: new ConnectionLimits(LIMITS_DEFAULTS, createLogger('silent')),
           logger: createLogger('silent'),
         },
       );

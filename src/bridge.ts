@@ -60,6 +60,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     greetingDelayMs: config.greeting_delay_ms,
     closeTimeout: config.delivery.shutdown_wait,
     maxMessageSize: config.max_message_size,
+    limits: config.limits,
     policy,
     intake: createIntake(spool, new Cleanup(config), scheduler, logger),
     logger,
@@ -73,10 +74,10 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
 
   return {
     listeners,
+    // Sessions and deliveries share one shutdown_wait, so the whole stop is bounded by it (plus a second to record cut-off attempts).
     async stop() {
-      await inbound.stop();
       kicks.close();
-      await scheduler.stop();
+      await Promise.all([inbound.stop(), scheduler.stop()]);
       logger.info('stopped');
     },
   };

@@ -41,6 +41,7 @@ function summary({ config, file, warnings }: LoadedConfig): string {
     `spool:     ${config.spool.dir}`,
     `max size:  ${bytes.format(config.max_message_size)}`,
     `lockout:   ${describeLockout(config.lockout)}`,
+    `limits:    ${describeLimits(config.limits)}`,
     `alert:     ${describeAlert(config.alert)}`,
     '',
     'listeners:',
@@ -86,6 +87,10 @@ function describeLockout(lockout: Config['lockout']): string {
   return `${failures(lockout.ip_failures, client)}, ${failures(lockout.username_failures, 'username')} within ${ms(lockout.window)}; locked ${ms(lockout.duration)}, doubling up to ${ms(lockout.max_duration)}`;
 }
 
+function describeLimits(limits: Config['limits']): string {
+  return `${limits.max_connections} connections, ${limits.max_connections_per_ip} per client; ${ms(limits.line_timeout)} per command line, ${ms(limits.session_timeout)} per session; ${limits.max_junk_commands} junk commands or ${limits.max_errors} errors without progress`;
+}
+
 function describeAlert(alert: Config['alert']): string {
   if (!alert) return 'none (a freeze is only logged)';
   return [alert.command && `command ${JSON.stringify(alert.command)}`, alert.webhook && `webhook ${alert.webhook}`]
@@ -106,12 +111,14 @@ function describeDevice(name: string, device: Device): string[] {
     ...(device.min_tls ? [`    tls:        ${device.min_tls} or later`] : []),
     ...(device.allow_cleartext_auth ? ['    tls:        AUTH without TLS allowed, from its networks'] : []),
   ];
+  const dataEnd = device.allow_bare_lf_dot ? ['    data end:   <LF>.<LF> too (allow_bare_lf_dot: no smuggling protection)'] : [];
   return [
     `  ${name}`,
     ...(device.auth === 'none'
       ? ['    auth:       none (identified by network)']
       : [`    username:   ${device.username ?? name}`, `    auth:       required, mechanisms ${device.mechanisms.join(', ')}`, ...secret]),
     ...tls,
+    ...dataEnd,
     `    networks:   ${device.networks ? device.networks.join(', ') : `LAN default (${LAN_NETWORKS.join(', ')})`}`,
     `    senders:    ${device.senders.join(', ')}`,
     `    recipients: ${device.recipients ? device.recipients.join(', ') : 'any'}`,

@@ -248,6 +248,8 @@ const deviceSchema = z.strictObject({
   rewrite_sender: addressOrAccount.default(false),
   rewrite_from: addressOrAccount.default(false),
   allow_cleartext_auth: z.boolean({ error: 'must be true or false' }).default(false),
+  // Postfix's smtpd_forbid_bare_newline_exclusions: firmware that ends DATA with <LF>.<LF>, opted in by name.
+  allow_bare_lf_dot: z.boolean({ error: 'must be true or false' }).default(false),
   min_tls: tlsVersion.optional(),
   allow_wide_networks: z.boolean({ error: 'must be true or false' }).default(false),
   max_recipients: count(1, 10_000).optional(),
@@ -276,6 +278,33 @@ const lockoutSchema = z.strictObject({
   max_duration: duration('7d').default(LOCKOUT_DEFAULTS.max_duration),
   // One IPv6 host gets a whole /64 (RFC 6177), and picks any address in it.
   ipv6_prefix: count(32, 128).default(LOCKOUT_DEFAULTS.ipv6_prefix),
+});
+
+/** A time limit a timer enforces: above zero, and within a day (setTimeout would fire at once beyond 2^31-1 ms). */
+const timeLimit = duration('1d').refine((value) => value > 0, { error: 'must be between 1ms and 1d' });
+
+/**
+ * What one client may take of the bridge: connections (Postfix's
+ * smtpd_client_connection_count_limit), time (a whole command line, a whole
+ * session) and commands that get nowhere (smtpd_junk_command_limit,
+ * smtpd_hard_error_limit). The defaults sit far above what a LAN device uses.
+ */
+export const LIMITS_DEFAULTS = {
+  max_connections: 500,
+  max_connections_per_ip: 100,
+  line_timeout: 60_000,
+  session_timeout: 30 * 60_000,
+  max_junk_commands: 100,
+  max_errors: 20,
+};
+
+const limitsSchema = z.strictObject({
+  max_connections: count(1, 100_000).default(LIMITS_DEFAULTS.max_connections),
+  max_connections_per_ip: count(1, 100_000).default(LIMITS_DEFAULTS.max_connections_per_ip),
+  line_timeout: timeLimit.default(LIMITS_DEFAULTS.line_timeout),
+  session_timeout: timeLimit.default(LIMITS_DEFAULTS.session_timeout),
+  max_junk_commands: count(1, 100_000).default(LIMITS_DEFAULTS.max_junk_commands),
+  max_errors: count(1, 100_000).default(LIMITS_DEFAULTS.max_errors),
 });
 
 const alertSchema = z.strictObject({
@@ -449,6 +478,7 @@ const configFields = z.strictObject({
   devices: z.record(z.string(), deviceSchema, { error: 'must be a map of device names to devices' }),
   log: logSchema.default({ level: 'info', format: 'auto' }),
   lockout: lockoutSchema.default(LOCKOUT_DEFAULTS),
+  limits: limitsSchema.default(LIMITS_DEFAULTS),
   alert: alertSchema.optional(),
 });
 
@@ -467,3 +497,4 @@ export type Rate = z.output<typeof rate>;
 export type LockoutSettings = Config['lockout'];
 export type AlertSettings = NonNullable<Config['alert']>;
 export type DeliverySettings = Config['delivery'];
+export type LimitSettings = Config['limits'];

@@ -5,6 +5,9 @@ import { nextDelay } from './backoff.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { DeliveryFailure, type Accepted, type Transport } from './transport.js';
 
+/** How long a delivery cut off at shutdown may take to save its attempt in the spool. */
+const CUT_OFF_SETTLE_MS = 1000;
+
 /** A policy decision the scheduler consults: messages of a held device wait, untouched. */
 export interface DeviceHold {
   isHeld(device: string): boolean;
@@ -110,15 +113,25 @@ export class Scheduler {
     await this.scan();
   }
 
-  /** Stops starting deliveries and waits (up to shutdown_wait) for those in flight. */
+  /**
+   * Stops starting deliveries and waits (up to shutdown_wait) for those in
+   * flight; then closes the transports, which cuts off deliveries still
+   * hanging, and gives each a moment to record its attempt in the spool.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     this.clock.clearTimeout(this.timer);
     this.clock.clearInterval(this.rescanTimer);
-    const inFlight = Promise.all(this.inFlight.values());
-    const timeout = new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.settings.shutdown_wait).unref());
-    await Promise.race([inFlight, timeout]);
+    await this.inFlightSettled(this.settings.shutdown_wait);
     await Promise.all([...this.transports.values()].map((transport) => transport.close()));
+    await this.inFlightSettled(CUT_OFF_SETTLE_MS);
+  }
+
+  private async inFlightSettled(withinMs: number): Promise<void> {
+    let timer: Timer | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = this.clock.setTimeout(resolve, withinMs)));
+    await Promise.race([Promise.all(this.inFlight.values()), timeout]);
+    this.clock.clearTimeout(timer);
   }
 
   private lane(upstream: string): Lane {

@@ -20,6 +20,9 @@ const MESSAGE_ERRORS = new Set(['EENVELOPE', 'EMESSAGE']);
 /** Socket-level failures: the provider was not reached at all. */
 const UNREACHABLE = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS']);
 
+/** What a delivery cut off by shutdown reports: the provider did not answer, the attempt counts as deferred. */
+const CUT_OFF = 'delivery cut off: the bridge is shutting down';
+
 /** A logged-in connection kept open between messages, closed when idle too long. */
 interface Pooled {
   connection: SMTPConnection;
@@ -35,6 +38,8 @@ interface Pooled {
 export class SmtpTransport implements Transport {
   private readonly ca?: Buffer;
   private readonly idle: Pooled[] = [];
+  /** Connections with a message in flight, and how to fail that message when they are cut off. */
+  private readonly busy = new Map<SMTPConnection, (err: DeliveryFailure) => void>();
   private closed = false;
 
   constructor(
@@ -62,6 +67,7 @@ export class SmtpTransport implements Transport {
         stream.destroy();
       }
     }
+    if (this.closed) throw new DeliveryFailure('temporary', CUT_OFF);
     let pooled: Pooled;
     try {
       pooled = await this.open();
@@ -75,20 +81,33 @@ export class SmtpTransport implements Transport {
     }
   }
 
+  /**
+   * Idle connections say QUIT; busy ones are torn down at once, their
+   * messages failing as deferred: a provider that stopped answering mid-DATA
+   * must not keep the process alive, and nodemailer calls no callback for a
+   * send it abandons on close().
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const pooled of this.idle.splice(0)) {
       clearTimeout(pooled.idleTimer);
       pooled.connection.quit();
     }
+    for (const [connection, cutOff] of this.busy) {
+      connection.options.socketCloseTimeout = 0;
+      connection.close();
+      cutOff(new DeliveryFailure('temporary', CUT_OFF));
+    }
+    this.busy.clear();
   }
 
   private async sendOn(pooled: Pooled, envelope: Recipients, body: Readable): Promise<Accepted> {
     const { connection } = pooled;
     try {
-      const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) =>
-        connection.send({ from: envelope.sender, to: envelope.to }, body, (err, result) => (err ? reject(err) : resolve(result!))),
-      );
+      const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) => {
+        this.busy.set(connection, reject);
+        connection.send({ from: envelope.sender, to: envelope.to }, body, (err, result) => (err ? reject(err) : resolve(result!)));
+      }).finally(() => this.busy.delete(connection));
       this.release(pooled);
       return { response: info.response, accepted: info.accepted, refused: refusals(info.rejectedErrors) };
     } catch (err) {

@@ -1,8 +1,11 @@
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import { SMTPServer, type SMTPServerConnectionInfo, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer, type SMTPServerConnectionInfo, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type net from 'node:net';
 import type tls from 'node:tls';
+import type { LimitSettings } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
+import { CommandStream } from './command-stream.js';
+import type { ConnectionLimits, Refusal } from './connection-limits.js';
 import type { BridgeAuthHandler } from './sasl/authentication.js';
 import { DigestMd5Exchange, type SaslChannel } from './sasl/digest-md5-exchange.js';
 import { withoutEncodedLineEnd } from './sasl/sloppy-response.js';
@@ -22,8 +25,23 @@ export interface BridgeListenerSettings {
   realm: string;
   /** The session's onAuth hook, called directly by the mechanisms smtp-server does not have. */
   authenticate: BridgeAuthHandler;
+  /** Whether the device behind this session ends DATA with a bare-LF "." (its allow_bare_lf_dot). */
+  allowsBareLfDot: (session: SMTPServerSession) => boolean;
+  /** Time and command limits of one session. */
+  limits: LimitSettings;
+  /** Connection counts shared by every listener. */
+  connections: ConnectionLimits;
   logger: Logger;
 }
+
+/** Commands that move no mail and prove nothing: Postfix's junk commands, plus the greetings and HELP. */
+const JUNK_COMMANDS = new Set(['NOOP', 'RSET', 'VRFY', 'EXPN', 'HELP', 'HELO', 'EHLO', 'ETRN']);
+
+/** How long a refused client has to read its 421 before the socket is destroyed. */
+const REFUSED_LINGER_MS = 2000;
+
+/** How soon a limit that ran out while the bridge owed the client a reply is checked again. */
+const OWED_REPLY_RECHECK_MS = 1000;
 
 /** Replies whose text already starts with an enhanced status code ("5.7.1 ..."). */
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -53,18 +71,54 @@ export const SMTP_SERVER_INTERNALS = {
     _parseAddressCommand: 2,
     /** Called when DIGEST-MD5 succeeds, to set session.transmissionType as smtp-server's own SASL does. */
     _transmissionType: 0,
+    /** Overridden: early talkers wait for the greeting; junk commands are counted and the line timer stopped. */
+    _onCommand: 2,
+    /** Overridden: our parser (command-stream.ts), which reports command input for the line timer. */
+    _createParser: 0,
+    /** Overridden: tells the parser whether this device's DATA may end at a bare-LF ".". */
+    handler_DATA: 2,
+    /** Overridden: stops the line and session timers. */
+    _onClose: 0,
   },
-  /** Instance fields read or set: the next-line handler of a SASL exchange, the owning server. */
-  connectionFields: ['_nextHandler', '_server', 'session', 'secure', 'remoteAddress', 'name'],
+  /**
+   * Instance fields read or set: the next-line handler of a SASL exchange, the owning server; whether the
+   * greeting went out, the connection is closing, a handler owes a reply, a message is being read.
+   */
+  connectionFields: [
+    '_nextHandler',
+    '_server',
+    'session',
+    'secure',
+    'remoteAddress',
+    'name',
+    '_ready',
+    '_closing',
+    '_closed',
+    '_handlerPending',
+    '_dataStream',
+    '_parser',
+  ],
   server: {
     /** Overridden: creates our connection class instead of smtp-server's. */
     connect: 2,
     /** Called from connect, as smtp-server's own connect does. */
     _onError: 1,
     _onClientConnect: 1,
+    /** Overridden: bounds an implicit-TLS handshake by line_timeout. */
+    _acceptSocket: 2,
   },
-  /** Read to tell a shutdown's 421 from other 421s; `options` and `connections` for the client cap. */
-  serverFields: ['_closeTimeout', 'options', 'connections'],
+  /**
+   * Read to tell a shutdown's 421 from other 421s; `options`, `connections`; `server` (the net.Server,
+   * whose accept handler is wrapped by the connection limits); `_pendingSockets` (the TLS socket of a
+   * handshake in progress).
+   */
+  serverFields: ['_closeTimeout', 'options', 'connections', 'server', '_pendingSockets'],
+  /** The parser (command-stream.ts): its input per chunk, DATA's bytes, and the fields it reads. */
+  stream: {
+    _write: 3,
+    _feedDataStream: 2,
+  },
+  streamFields: ['_dataMode', '_lastBytes', '_atDataStart'],
 } as const;
 
 /**
@@ -73,20 +127,109 @@ export const SMTP_SERVER_INTERNALS = {
  * end-to-end tests exercise every override with real clients.
  */
 export class BridgeConnection extends SMTPConnection {
+  /** A command that arrived before the greeting, answered right after it. */
+  private earlyCommand?: () => void;
+  private lineTimer?: NodeJS.Timeout;
+  private sessionTimer?: NodeJS.Timeout;
+  private junkCommands = 0;
+  private errors = 0;
+
   private get settings(): BridgeListenerSettings {
     return (this._server as BridgeServer).settings;
   }
 
   override init(): void {
+    this.sessionTimer = setTimeout(() => this.closeForTime('session_timeout'), this.settings.limits.session_timeout);
+    this.sessionTimer.unref();
     this._setListeners(() => {
-      if (this._server.options.maxClients && this._server.connections.size > this._server.options.maxClients) {
-        const { code, text } = replies.tooManyClients(this.name);
-        return this.send(code, text, false);
-      }
-      const ready = () => this.connectionReady();
+      const ready = () => this.connectionReady(() => this.answerEarlyCommand());
       if (this.settings.greetingDelayMs > 0) setTimeout(ready, this.settings.greetingDelayMs).unref();
       else setImmediate(ready);
     });
+  }
+
+  /**
+   * smtp-server answers a command sent before the greeting with "421 You talk
+   * too soon", a spam-bot check Postfix keeps out of smtpd. BusyBox sendmail
+   * talks early by design, so the command waits for the greeting instead;
+   * the parser reads nothing more until it is answered.
+   */
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    if (!this._ready && !this._closing) {
+      this.settings.logger.debug({ client_ip: this.remoteAddress }, 'early talker: command before the greeting, answered after it');
+      this.earlyCommand = () => this._onCommand(command, callback);
+      return;
+    }
+    clearTimeout(this.lineTimer);
+    this.lineTimer = undefined;
+    const name = command.toString('latin1').split(' ', 1)[0].toUpperCase();
+    if (!this._nextHandler && JUNK_COMMANDS.has(name) && ++this.junkCommands > this.settings.limits.max_junk_commands) {
+      this.closeForFlood('max_junk_commands');
+      return;
+    }
+    super._onCommand(command, callback);
+  }
+
+  private answerEarlyCommand(): void {
+    const early = this.earlyCommand;
+    this.earlyCommand = undefined;
+    early?.();
+  }
+
+  /** smtp-server's parser wiring, with the bridge's parser (see command-stream.ts). */
+  override _createParser(): CommandStream {
+    const parser = new CommandStream({ maxCommandLength: this._server.options.maxCommandLength });
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, 'Error: ' + err.message));
+    parser.onCommandInput = () => this.startLineTimer();
+    return parser;
+  }
+
+  /** Times a command line from its first byte: the idle timeout alone lets one byte every few seconds hold a session. */
+  private startLineTimer(): void {
+    if (this.lineTimer) return;
+    this.lineTimer = setTimeout(() => this.closeForTime('line_timeout'), this.settings.limits.line_timeout);
+    this.lineTimer.unref();
+  }
+
+  override handler_DATA(command: Buffer, callback: () => void): void {
+    if (this._parser instanceof CommandStream) this._parser.bareLfDataEnd = this.settings.allowsBareLfDot(this.session);
+    super.handler_DATA(command, callback);
+  }
+
+  /**
+   * A time limit ran out. While the bridge itself owes a reply (a handler
+   * still deciding, a message being spooled) the client is not the slow one:
+   * closing then could lose a message the device would be told to resend.
+   */
+  private closeForTime(limit: 'line_timeout' | 'session_timeout'): void {
+    if (this._closing || this._closed) return;
+    if (this.earlyCommand || this._handlerPending || (this._dataStream && this._parser && !this._parser._dataMode)) {
+      const timer = setTimeout(() => this.closeForTime(limit), OWED_REPLY_RECHECK_MS);
+      timer.unref();
+      if (limit === 'line_timeout') this.lineTimer = timer;
+      else this.sessionTimer = timer;
+      return;
+    }
+    const ms = this.settings.limits[limit];
+    this.settings.logger.warn({ client_ip: this.remoteAddress, limit, ms }, 'connection closed: client too slow');
+    const { code, text } = limit === 'line_timeout' ? replies.commandLineTooSlow(this.name) : replies.sessionTooLong(this.name);
+    this.send(code, text);
+  }
+
+  private closeForFlood(limit: 'max_junk_commands' | 'max_errors'): void {
+    this.settings.logger.warn(
+      { client_ip: this.remoteAddress, limit, max: this.settings.limits[limit] },
+      'connection closed: too many commands without progress',
+    );
+    const { code, text } = limit === 'max_errors' ? replies.tooManyErrors(this.name) : replies.tooManyJunkCommands(this.name);
+    this.send(code, text);
+  }
+
+  override _onClose(): void {
+    clearTimeout(this.lineTimer);
+    clearTimeout(this.sessionTimer);
+    super._onClose();
   }
 
   /**
@@ -100,6 +243,21 @@ export class BridgeConnection extends SMTPConnection {
       data = `${replies.shuttingDownPrefix} ${data}`;
     const ownCode = typeof data === 'string' && ENHANCED_PREFIX.test(data);
     super.send(code, data, ownCode ? false : context);
+    this.countProgress(code, context);
+  }
+
+  /**
+   * Postfix's smtpd_hard_error_limit: a client collecting error replies
+   * without getting a message through is disconnected. A message accepted or
+   * a successful AUTH is progress and starts both counts afresh.
+   */
+  private countProgress(code: number, context?: string | false): void {
+    if (code === 235 || (code === 250 && context === 'DATA_OK')) {
+      this.junkCommands = 0;
+      this.errors = 0;
+    } else if (code >= 400 && code !== 421 && !this._closing && ++this.errors >= this.settings.limits.max_errors) {
+      this.closeForFlood('max_errors');
+    }
   }
 
   /**
@@ -211,13 +369,79 @@ export class BridgeConnection extends SMTPConnection {
   }
 }
 
-/** smtp-server with our connection class and the listener's own settings. */
+/** smtp-server with our connection class, the listener's own settings and the shared connection limits. */
 export class BridgeServer extends SMTPServer {
+  /** Every admitted socket until it closes, so that stop can end what close() left half-closed. */
+  private readonly sockets = new Set<net.Socket>();
+
   constructor(
     options: SMTPServerOptions,
     readonly settings: BridgeListenerSettings,
   ) {
     super(options);
+    // smtp-server's accept handler runs only for connections within the limits, so a refused
+    // socket never reaches a TLS handshake or a session.
+    const [accept] = this.server.listeners('connection') as ((socket: net.Socket) => void)[];
+    this.server.removeListener('connection', accept);
+    this.server.on('connection', (socket: net.Socket) => {
+      const admitted = settings.connections.admit(socket.remoteAddress ?? '');
+      if (typeof admitted === 'string') return this.refuse(socket, admitted);
+      this.sockets.add(socket);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        admitted();
+      });
+      accept(socket);
+    });
+  }
+
+  /**
+   * 421 and close. On an implicit-TLS listener the client expects a TLS
+   * handshake, which a refused client is not worth: it is closed without a reply.
+   */
+  private refuse(socket: net.Socket, limit: Refusal): void {
+    socket.on('error', () => {});
+    if (this.options.secure) return void socket.destroy();
+    const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.resume();
+    const hostname = this.options.name ?? '';
+    const { code, text } =
+      limit === 'max_connections' ? replies.tooManyConnections(hostname) : replies.tooManyConnectionsFromClient(hostname);
+    socket.end(`${code} ${text}\r\n`);
+  }
+
+  /**
+   * smtp-server guards an implicit-TLS handshake only with the idle timeout,
+   * which every byte resets; a handshake trickled a byte at a time gets
+   * line_timeout in all, like a command line.
+   */
+  override _acceptSocket(socket: net.Socket, handshake: boolean): (() => void) | false {
+    const release = super._acceptSocket(socket, handshake);
+    if (!release || !handshake) return release;
+    const deadline = setTimeout(() => {
+      this.settings.logger.warn(
+        { client_ip: socket.remoteAddress, limit: 'line_timeout', ms: this.settings.limits.line_timeout },
+        'connection closed: client too slow',
+      );
+      // The topmost socket: tearing a TLS wrap down from below mid-handshake crashes Node.
+      (this._pendingSockets.get(socket) ?? socket).destroy();
+    }, this.settings.limits.line_timeout);
+    deadline.unref();
+    return () => {
+      clearTimeout(deadline);
+      release();
+    };
+  }
+
+  /**
+   * smtp-server's close() answers open sessions 421 after closeTimeout but
+   * then waits up to 5 s more for each client to close its side; at shutdown
+   * that wait is not the client's to take.
+   */
+  destroySockets(): void {
+    for (const socket of this.sockets) socket.destroy();
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {

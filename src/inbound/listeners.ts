@@ -1,8 +1,10 @@
 import type { SecureContextOptions } from 'node:tls';
-import type { Listener } from '../config/schema.js';
+import type { LimitSettings, Listener } from '../config/schema.js';
 import type { Logger } from '../observe/logger.js';
 import type { PolicyStage } from '../policy/stage.js';
 import { BridgeServer } from './connection.js';
+import { ConnectionLimits } from './connection-limits.js';
+import { warnIfOpenFilesTooFew } from './open-file-limit.js';
 import { createSessionHandlers } from './session.js';
 import type { Intake } from './submission.js';
 
@@ -16,6 +18,7 @@ export interface InboundOptions {
   /** How long stop() lets open sessions finish before closing them with 421. */
   closeTimeout: number;
   maxMessageSize: number;
+  limits: LimitSettings;
   policy: PolicyStage;
   intake: Intake;
   logger: Logger;
@@ -38,7 +41,22 @@ export class Inbound {
 
   async start(): Promise<RunningListener[]> {
     const { policy, logger } = this.options;
-    const handlers = createSessionHandlers({ policy, intake: this.options.intake, logger, maxMessageSize: this.options.maxMessageSize });
+    const { hooks: handlers, deviceOf } = createSessionHandlers({
+      policy,
+      intake: this.options.intake,
+      logger,
+      maxMessageSize: this.options.maxMessageSize,
+    });
+    const { limits } = this.options;
+    const connections = new ConnectionLimits(limits, logger);
+    await warnIfOpenFilesTooFew(limits.max_connections, logger);
+    for (const device of policy.devices.all) {
+      if (device.allowBareLfDot)
+        logger.warn(
+          { device: device.name },
+          'device may end DATA with a bare-LF "." (allow_bare_lf_dot): SMTP smuggling protection is off for its sessions',
+        );
+    }
     const mechanisms = policy.devices.mechanisms;
     const running: RunningListener[] = [];
     for (const listener of this.options.listeners) {
@@ -70,6 +88,9 @@ export class Inbound {
           authEquals: listener.auth_equals,
           realm: this.options.realm,
           authenticate: handlers.onAuth,
+          allowsBareLfDot: (session) => deviceOf(session)?.allowBareLfDot ?? false,
+          limits,
+          connections,
           logger,
         },
       );
@@ -78,6 +99,8 @@ export class Inbound {
         // A failed listen is start()'s own error below; a failed STARTTLS handshake arrives twice (error and _tlsError).
         if (err.syscall === 'listen' || reported.has(err)) return;
         reported.add(err);
+        if (err.code === 'EMFILE' || err.code === 'ENFILE')
+          return logger.error({ port: listener.port, code: err.code }, 'cannot accept connections: out of file descriptors');
         // smtp-server puts the client's address on the error itself, or for an implicit-TLS handshake in its meta.
         const clientIp = err.remoteAddress ?? err.meta?.remoteAddress;
         logger.warn({ client_ip: clientIp, port: listener.port, err: err.message, code: err.code }, 'connection error');
@@ -116,9 +139,10 @@ export class Inbound {
     return running;
   }
 
-  /** Stops accepting, lets sessions finish their command, then closes what is left. */
+  /** Stops accepting, lets sessions finish (up to closeTimeout), then closes what is left. */
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    for (const server of this.servers) server.destroySockets();
     this.servers.length = 0;
   }
 }

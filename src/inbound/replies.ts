@@ -37,7 +37,18 @@ export const replies = {
     const enhanced = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(providerReply)?.[1] ?? '5.0.0';
     return { code: 554, text: `${enhanced} Upstream refused the message: ${providerReply}` };
   },
-  tooManyClients: (hostname: string) => ({ code: 421, text: `${hostname} Too many connected clients, try again in a moment` }),
+  tooManyConnections: (hostname: string) => ({ code: 421, text: `4.7.0 ${hostname} Too many connections, try again later` }),
+  tooManyConnectionsFromClient: (hostname: string) => ({
+    code: 421,
+    text: `4.7.0 ${hostname} Too many connections from your address, try again later`,
+  }),
+  commandLineTooSlow: (hostname: string) => ({ code: 421, text: `4.4.2 ${hostname} Command line took too long, closing connection` }),
+  sessionTooLong: (hostname: string) => ({ code: 421, text: `4.4.2 ${hostname} Session took too long, closing connection` }),
+  tooManyJunkCommands: (hostname: string) => ({
+    code: 421,
+    text: `4.7.0 ${hostname} Too many commands without progress, closing connection`,
+  }),
+  tooManyErrors: (hostname: string) => ({ code: 421, text: `4.7.0 ${hostname} Too many errors, closing connection` }),
   /** smtp-server's own 421 on close says 4.4.2 (connection dropped); a server going down is 4.3.2 (system not accepting). */
   shuttingDownPrefix: '4.3.2',
 } satisfies Record<string, Reply | string | ((...args: never[]) => Reply)>;

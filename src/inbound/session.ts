@@ -33,7 +33,11 @@ export interface SessionDeps {
 
 type Callback = (err?: Error | null) => void;
 
-/** smtp-server's hooks for one listener: who the device is, what it may send, and where DATA goes. */
+/**
+ * smtp-server's hooks for one listener: who the device is, what it may send,
+ * and where DATA goes; beside them, the device behind a session, for the
+ * connection's own per-device behaviour.
+ */
 export function createSessionHandlers({ policy, intake, logger, maxMessageSize }: SessionDeps) {
   const { devices, authenticator, budgets } = policy;
   const facts = new WeakMap<SMTPServerSession, SessionFacts>();
@@ -79,7 +83,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
     return refuse(replies.budgetExceeded(`${admission.rule} ${limit}`));
   };
 
-  return {
+  const hooks = {
     onSecure(socket: tls.TLSSocket, session: SMTPServerSession, callback: Callback) {
       const known = factsOf(session);
       known.tls = socket.getProtocol() ?? undefined;
@@ -221,6 +225,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
         });
     },
   };
+  return { hooks, deviceOf };
 }
 
 function toAttempt(auth: BridgeAuthentication): AuthAttempt | undefined {

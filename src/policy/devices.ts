@@ -62,6 +62,11 @@ export class DevicePolicy {
     return this.entry.allow_cleartext_auth;
   }
 
+  /** Whether a line "." after a bare LF ends this device's DATA, as its firmware expects. */
+  get allowBareLfDot(): boolean {
+    return this.entry.allow_bare_lf_dot;
+  }
+
   get minTls(): TlsVersion | undefined {
     return this.entry.min_tls;
   }
@@ -129,6 +134,10 @@ export class DeviceDirectory {
       if (device.requiresAuth) this.byUsername.set(device.username.toLowerCase(), device);
       else this.withoutAuth.push(device);
     }
+  }
+
+  get all(): DevicePolicy[] {
+    return [...this.byUsername.values(), ...this.withoutAuth];
   }
 
   /** Every mechanism some device may use: what EHLO advertises. */

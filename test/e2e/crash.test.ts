@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pythonSmtplib } from '../support/python-client.js';
 import { makePki, type Pki } from '../support/pki.js';
-import { providerYaml } from '../support/provider-yaml.js';
 import { freePort } from '../support/ports.js';
 import { spawnBridge } from '../support/process.js';
+import { writeServeConfig } from '../support/serve-config.js';
 import { openDataSession } from '../support/raw-client.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 import { waitUntil } from '../support/wait.js';
@@ -31,22 +31,10 @@ before(async () => {
 after(() => rm(dir, { recursive: true, force: true }));
 
 /** A config in its own directory; the spool lives there and survives restarts. */
-async function writeConfig(name: string, listenPort: number, upstreamPort: number): Promise<string> {
-  const file = join(dir, `${name}.yaml`);
-  await writeFile(
-    file,
-    `hostname: bridge.test
-listen:
-  - { port: ${listenPort}, tls: none, address: 127.0.0.1 }
-tls: { cert_file: bridge.crt, key_file: bridge.key }
-spool: { dir: spool-${name} }
-delivery: { sync_wait: 300, retry_initial: 150, retry_max: 500, shutdown_wait: 1s }
-upstreams:
-${providerYaml({ name: 'provider', port: upstreamPort, caFile: pki.caFile })}devices:
-  sensor: { auth: none, networks: [127.0.0.1], senders: [${FROM}], upstream: provider }
-`,
-  );
-  return file;
+function writeConfig(name: string, listenPort: number, upstreamPort: number): Promise<string> {
+  const setup = { dir, caFile: pki.caFile, device: 'sensor', from: FROM };
+  const delivery = 'sync_wait: 300, retry_initial: 150, retry_max: 500, shutdown_wait: 1s';
+  return writeServeConfig(setup, name, { listen: listenPort, upstream: upstreamPort }, { spoolDir: `spool-${name}`, delivery });
 }
 
 function send(port: number) {

@@ -17,7 +17,9 @@ let bridge: TestBridge;
 
 before(async () => {
   bridge = await startTestBridge({
-    yaml: `upstreams:
+    // Room for the 300-connection test below: its point is load, not the limits (test/e2e/connection-limits.test.ts).
+    yaml: `limits: { max_connections: 400, max_connections_per_ip: 400 }
+upstreams:
   capture: { type: directory, path: captured }
 devices:
   doorphone:

@@ -22,8 +22,12 @@ export async function spawnBridge(
   listeners: number,
   lifetimeMs = 60_000,
   user?: { uid: number; gid: number },
+  /** Runs it under `prlimit --nofile=N`, as a host with a low `ulimit -n` would. */
+  openFiles?: number,
 ): Promise<BridgeProcess> {
-  const child = spawn(NODE, [CLI, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...user });
+  const command = [NODE, CLI, 'serve', '-c', configFile];
+  if (openFiles !== undefined) command.unshift('prlimit', `--nofile=${openFiles}`);
+  const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...user });
   const logs: LogLine[] = [];
   let stderr = '';
   let pending = '';

@@ -43,6 +43,12 @@ export interface UpstreamOptions {
   onRcpt?: (address: string) => SmtpReply | undefined;
   /** May return a promise, to play a provider that is slow to answer DATA. */
   onData?: () => SmtpReply | undefined | Promise<SmtpReply | undefined>;
+  /**
+   * Plays a provider that stops answering in the middle of DATA: the message
+   * is never read (so the sender's writes back up) and never answered. Called
+   * when such a DATA begins.
+   */
+  stallData?: () => void;
   /** Listen on this port instead of a free one (to bring a provider "back up" where the bridge expects it). */
   port?: number;
 }
@@ -183,6 +189,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
       callback(reply ? replyError(reply) : null);
     },
     onData(stream, session: SMTPServerSession, callback) {
+      if (opts.stallData) return opts.stallData();
       readAll(stream).then(
         async (raw) => {
           const reply = await opts.onData?.();

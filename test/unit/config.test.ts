@@ -318,6 +318,14 @@ test('a full config loads with defaults applied and paths resolved against its d
     max_age: 432_000_000,
     shutdown_wait: 10_000,
   });
+  assert.deepEqual(config.limits, {
+    max_connections: 500,
+    max_connections_per_ip: 100,
+    line_timeout: 60_000,
+    session_timeout: 1_800_000,
+    max_junk_commands: 100,
+    max_errors: 20,
+  });
   assert.deepEqual(config.upstreams.isp, {
     type: 'smtp',
     host: 'smtp.example.net',
@@ -343,6 +351,7 @@ test('a full config loads with defaults applied and paths resolved against its d
     rewrite_sender: false,
     rewrite_from: false,
     allow_cleartext_auth: false,
+    allow_bare_lf_dot: false,
     allow_wide_networks: false,
   });
   assert.deepEqual(config.devices.printer, {
@@ -355,6 +364,7 @@ test('a full config loads with defaults applied and paths resolved against its d
     rewrite_sender: false,
     rewrite_from: false,
     allow_cleartext_auth: false,
+    allow_bare_lf_dot: false,
     allow_wide_networks: false,
   });
 });

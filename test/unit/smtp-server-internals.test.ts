@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { SMTP_SERVER_INTERNALS } from '../../src/inbound/connection.js';
 import { REPO_ROOT } from '../support/cli.js';
 
@@ -22,6 +23,7 @@ test('smtp-server is pinned to an exact version, and that version is the one ins
 for (const [owner, prototype, methods] of [
   ['SMTPConnection', SMTPConnection.prototype, SMTP_SERVER_INTERNALS.connection],
   ['SMTPServer', SMTPServer.prototype, SMTP_SERVER_INTERNALS.server],
+  ['SMTPStream', SMTPStream.prototype, SMTP_SERVER_INTERNALS.stream],
 ] as const) {
   test(`every ${owner} method the bridge overrides or calls still exists with the same arity`, () => {
     for (const [name, arity] of Object.entries(methods)) {
@@ -41,13 +43,14 @@ for (const [owner, prototype, methods] of [
 }
 
 test('the instance fields the bridge reads are still set by smtp-server', () => {
-  const connectionSource = SMTPConnection.toString();
-  for (const field of SMTP_SERVER_INTERNALS.connectionFields) {
-    assert.match(connectionSource, new RegExp(`this\\.${field}\\s*=`), `smtp-server ${installed}: SMTPConnection no longer sets ${field}`);
-  }
-  const serverSource = SMTPServer.toString();
-  for (const field of SMTP_SERVER_INTERNALS.serverFields) {
-    assert.match(serverSource, new RegExp(`this\\.${field}\\s*=`), `smtp-server ${installed}: SMTPServer no longer sets ${field}`);
+  for (const [owner, source, fields] of [
+    ['SMTPConnection', SMTPConnection.toString(), SMTP_SERVER_INTERNALS.connectionFields],
+    ['SMTPServer', SMTPServer.toString(), SMTP_SERVER_INTERNALS.serverFields],
+    ['SMTPStream', SMTPStream.toString(), SMTP_SERVER_INTERNALS.streamFields],
+  ] as const) {
+    for (const field of fields) {
+      assert.match(source, new RegExp(`this\\.${field}\\s*=`), `smtp-server ${installed}: ${owner} no longer sets ${field}`);
+    }
   }
 });
 
@@ -55,4 +58,8 @@ test('init still waits a fixed delay before connectionReady: the behaviour our i
   const init = SMTPConnection.prototype.init.toString();
   assert.match(init, /_setListeners\(/);
   assert.match(init, /setTimeout\(\(\) => this\.connectionReady\(\), \d+\)/);
+});
+
+test('a command before the greeting still gets "You talk too soon": the behaviour our _onCommand override replaces', () => {
+  assert.match(SMTPConnection.prototype._onCommand.toString(), /if \(!this\._ready\)[\s\S]*You talk too soon/);
 });
