@@ -162,6 +162,9 @@ function resolvePaths(config: Config, base: string): void {
     }
     if (upstream.ca_file) upstream.ca_file = at(upstream.ca_file);
     if (upstream.auth.password_file) upstream.auth.password_file = at(upstream.auth.password_file);
+    const { oauth } = upstream.auth;
+    if (oauth?.client_secret_file) oauth.client_secret_file = at(oauth.client_secret_file);
+    if (oauth?.token_file) oauth.token_file = at(oauth.token_file);
   }
   for (const device of Object.values(config.devices)) {
     if (device.password_file) device.password_file = at(device.password_file);

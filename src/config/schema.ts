@@ -175,6 +175,45 @@ const inboundTlsSchema = z.strictObject({
   min_version: tlsVersion.default('TLSv1.2'),
 });
 
+/**
+ * An OAuth2 endpoint. Tokens and codes travel to it, so it must be https; plain
+ * http is allowed only to this host itself (a local token proxy, a test server).
+ */
+const endpointUrl = z.url({ protocol: /^https?$/, error: (iss) => `not an http(s) URL: ${quoted(iss.input)}` }).refine(
+  (value) => {
+    const url = new URL(value);
+    return url.protocol === 'https:' || ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
+  },
+  { error: (iss) => `must be https (plain http only to 127.0.0.1, ::1 or localhost), got ${quoted(iss.input)}` },
+);
+
+export const OAUTH_PROVIDERS = ['microsoft', 'google'] as const;
+
+/** How the bridge gets access tokens for XOAUTH2; the preset endpoints and scopes are in delivery/oauth/providers.ts. */
+const oauthSchema = z.strictObject({
+  provider: z
+    .enum(OAUTH_PROVIDERS, { error: (iss) => `unknown provider ${quoted(iss.input)} (use microsoft or google, or give token_url)` })
+    .optional(),
+  tenant: nonEmpty.optional(),
+  token_url: endpointUrl.optional(),
+  device_url: endpointUrl.optional(),
+  authorize_url: endpointUrl.optional(),
+  scope: nonEmpty.optional(),
+  client_id: nonEmpty,
+  client_secret: nonEmpty.optional(),
+  client_secret_env: nonEmpty.optional(),
+  client_secret_file: nonEmpty.optional(),
+  grant: z
+    .enum(['refresh_token', 'client_credentials'], {
+      error: (iss) => `unknown grant ${quoted(iss.input)} (use refresh_token or client_credentials)`,
+    })
+    .default('refresh_token'),
+  /** Where the refresh token lives; tokens/UPSTREAM.json next to the config file when absent (filled in below). */
+  token_file: nonEmpty.optional(),
+  /** A refresh token unused for long dies (Microsoft: 90 days, a Google app in Testing: 7 days). */
+  idle_refresh: duration.default(86_400_000),
+});
+
 const smtpUpstreamSchema = z.strictObject({
   type: z.literal('smtp'),
   host: nonEmpty,
@@ -195,9 +234,14 @@ const smtpUpstreamSchema = z.strictObject({
     user: nonEmpty,
     ...secretSources,
     mechanism: z
-      .enum(['PLAIN', 'LOGIN'], { error: (iss) => `unknown upstream mechanism ${quoted(iss.input)} (use PLAIN or LOGIN)` })
+      .enum(['PLAIN', 'LOGIN', 'XOAUTH2'], {
+        error: (iss) => `unknown upstream mechanism ${quoted(iss.input)} (use PLAIN, LOGIN or XOAUTH2)`,
+      })
       .default('PLAIN'),
+    oauth: oauthSchema.optional(),
   }),
+  /** Upstreams tried in turn when this one cannot be reached, fails TLS or AUTH, or answers 4xx. */
+  fallback: z.array(nonEmpty, { error: 'must be a list of upstream names' }).optional(),
 });
 
 const directoryUpstreamSchema = z.strictObject({
@@ -435,15 +479,19 @@ function crossFieldChecks(config: z.output<typeof configFields>, ctx: z.Refineme
     usernames.set(username, name);
   }
   for (const [name, upstream] of Object.entries(upstreams)) {
-    if (!isRecord(upstream) || upstream.type !== 'smtp' || !isRecord(upstream.auth)) continue;
-    const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => upstream.auth[key] !== undefined);
-    if (sources.length !== 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['upstreams', name, 'auth'],
-        message: 'give exactly one of password, password_env, password_file',
-      });
-    }
+    if (!isRecord(upstream) || upstream.type !== 'smtp') continue;
+    if (isRecord(upstream.auth)) checkUpstreamAuth(upstream.auth, ['upstreams', name, 'auth'], ctx);
+    if (!Array.isArray(upstream.fallback)) continue;
+    upstream.fallback.forEach((other, index) => {
+      const at = ['upstreams', name, 'fallback', index];
+      const target: unknown = upstreams[other];
+      if (other === name) ctx.addIssue({ code: 'custom', path: at, message: 'an upstream cannot be its own fallback' });
+      else if (!isRecord(target) || (target as { type?: unknown }).type !== 'smtp')
+        ctx.addIssue({ code: 'custom', path: at, message: `no smtp upstream named ${quoted(other)}` });
+      else if (Array.isArray((target as { fallback?: unknown }).fallback))
+        // One level only: a chain of chains could loop, and nobody can read it at 3 a.m.
+        ctx.addIssue({ code: 'custom', path: at, message: `${quoted(other)} has a fallback of its own; list every upstream here instead` });
+    });
   }
   if (config.alert && isRecord(config.alert) && !config.alert.command && !config.alert.webhook) {
     ctx.addIssue({ code: 'custom', path: ['alert'], message: 'give a command, a webhook, or both' });
@@ -482,10 +530,64 @@ const configFields = z.strictObject({
   alert: alertSchema.optional(),
 });
 
+type UpstreamAuth = z.output<typeof smtpUpstreamSchema>['auth'];
+
+/** The auth block of one smtp upstream; like crossFieldChecks, it may see raw input. */
+function checkUpstreamAuth(auth: UpstreamAuth, at: (string | number)[], ctx: z.RefinementCtx): void {
+  const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => auth[key] !== undefined);
+  const oauth = isRecord(auth.oauth) ? auth.oauth : undefined;
+  if (auth.mechanism !== 'XOAUTH2') {
+    if (auth.oauth !== undefined)
+      ctx.addIssue({ code: 'custom', path: [...at, 'oauth'], message: 'an oauth block needs mechanism: XOAUTH2' });
+    if (sources.length !== 1)
+      ctx.addIssue({ code: 'custom', path: at, message: 'give exactly one of password, password_env, password_file' });
+    return;
+  }
+  // Never a password beside a token: falling back to Basic auth is what the providers are switching off.
+  if (sources.length > 0)
+    ctx.addIssue({
+      code: 'custom',
+      path: [...at, sources[0]],
+      message: 'XOAUTH2 takes no password; the oauth block says how to get tokens',
+    });
+  if (!oauth) {
+    if (auth.oauth === undefined)
+      ctx.addIssue({ code: 'custom', path: at, message: 'mechanism XOAUTH2 needs an oauth block (provider or token_url, client_id)' });
+    return;
+  }
+  const where = (key: string) => [...at, 'oauth', key];
+  if (!oauth.provider && !oauth.token_url)
+    ctx.addIssue({ code: 'custom', path: [...at, 'oauth'], message: 'give provider (microsoft or google) or token_url' });
+  if (oauth.tenant !== undefined && oauth.provider !== 'microsoft')
+    ctx.addIssue({ code: 'custom', path: where('tenant'), message: 'tenant is for provider: microsoft only' });
+  const secrets = (['client_secret', 'client_secret_env', 'client_secret_file'] as const).filter((key) => oauth[key] !== undefined);
+  if (secrets.length > 1)
+    ctx.addIssue({
+      code: 'custom',
+      path: where(secrets[1]),
+      message: 'give at most one of client_secret, client_secret_env, client_secret_file',
+    });
+  if (oauth.grant === 'client_credentials') {
+    if (oauth.provider === 'google')
+      ctx.addIssue({ code: 'custom', path: where('grant'), message: 'Google has no client_credentials grant for mail; use refresh_token' });
+    if (secrets.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: where('grant'),
+        message: 'client_credentials needs a client secret (an app-only client is confidential)',
+      });
+  }
+}
+
 export const configSchema = configFields
   // Runs even when fields are wrong, so that one run reports every mistake (see crossFieldChecks).
   .superRefine((config, ctx) => crossFieldChecks(config, ctx), { when: (payload) => isRecord(payload.value) })
-  .transform((config) => ({ ...config, sasl_realm: config.sasl_realm ?? config.hostname }));
+  .transform((config) => {
+    for (const [name, upstream] of Object.entries(config.upstreams)) {
+      if (upstream.type === 'smtp' && upstream.auth.oauth) upstream.auth.oauth.token_file ??= `tokens/${name}.json`;
+    }
+    return { ...config, sasl_realm: config.sasl_realm ?? config.hostname };
+  });
 
 export type Config = z.output<typeof configSchema>;
 export type Listener = Config['listen'][number];
@@ -493,6 +595,7 @@ export type Device = Config['devices'][string];
 export type Upstream = Config['upstreams'][string];
 export type SmtpUpstream = Extract<Upstream, { type: 'smtp' }>;
 export type DirectoryUpstream = Extract<Upstream, { type: 'directory' }>;
+export type OAuthSettings = NonNullable<SmtpUpstream['auth']['oauth']>;
 export type Rate = z.output<typeof rate>;
 export type LockoutSettings = Config['lockout'];
 export type AlertSettings = NonNullable<Config['alert']>;

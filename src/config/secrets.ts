@@ -25,11 +25,9 @@ export interface SecretResolution {
   generatedPasswords: GeneratedPassword[];
 }
 
-interface SecretHolder {
-  password?: string;
-  password_env?: string;
-  password_file?: string;
-}
+/** Keys of one secret and its sources: `password`, `password_env`, `password_file`, or the same for `client_secret`. */
+type SecretKey = 'password' | 'client_secret';
+type SecretHolder = Partial<Record<SecretKey | `${SecretKey}_env` | `${SecretKey}_file`, string>>;
 
 /**
  * Reads every `password_env` and `password_file` into `password` and deletes
@@ -42,14 +40,22 @@ export async function resolveSecrets(
 ): Promise<SecretResolution> {
   const { locate } = options;
   const result: SecretResolution = { issues: [], warnings: [], generatedPasswords: [] };
-  const holders: { path: ConfigPath; holder: SecretHolder; generatedFor?: string }[] = [
+  const holders: { path: ConfigPath; holder: SecretHolder; key: SecretKey; generatedFor?: string }[] = [
     ...Object.entries(config.devices).map(([name, device]) => ({
       path: ['devices', name],
       holder: device,
+      key: 'password' as const,
       generatedFor: device.generate_password ? name : undefined,
     })),
     ...Object.entries(config.upstreams).flatMap(([name, upstream]) =>
-      upstream.type === 'smtp' ? [{ path: ['upstreams', name, 'auth'], holder: upstream.auth }] : [],
+      upstream.type === 'smtp'
+        ? [
+            { path: ['upstreams', name, 'auth'], holder: upstream.auth, key: 'password' as const },
+            ...(upstream.auth.oauth
+              ? [{ path: ['upstreams', name, 'auth', 'oauth'], holder: upstream.auth.oauth, key: 'client_secret' as const }]
+              : []),
+          ]
+        : [],
     ),
   ];
   // Windows reports no group/other bits worth trusting, so the check would only cry wolf there.
@@ -69,29 +75,31 @@ export async function resolveSecrets(
     );
   }
 
-  for (const { path, holder, generatedFor } of holders) {
-    if (holder.password !== undefined && exposedMode) {
+  for (const { path, holder, key, generatedFor } of holders) {
+    const envKey = `${key}_env` as const;
+    const fileKey = `${key}_file` as const;
+    if (holder[key] !== undefined && exposedMode) {
       result.warnings.push(
         locate.issue(
-          [...path, 'password'],
-          `plain password in a config file readable by group or others (mode ${mode}); chmod 600 the file, or use password_env or password_file`,
+          [...path, key],
+          `plain ${key.replace('_', ' ')} in a config file readable by group or others (mode ${mode}); chmod 600 the file, or use ${envKey} or ${fileKey}`,
         ),
       );
     }
 
-    if (holder.password_env !== undefined) {
-      const variable = holder.password_env;
+    if (holder[envKey] !== undefined) {
+      const variable = holder[envKey];
       const value = process.env[variable];
-      if (value) holder.password = value;
-      else result.issues.push(locate.issue([...path, 'password_env'], `environment variable ${variable} is not set`));
-      delete holder.password_env;
+      if (value) holder[key] = value;
+      else result.issues.push(locate.issue([...path, envKey], `environment variable ${variable} is not set`));
+      delete holder[envKey];
       continue;
     }
 
-    if (holder.password_file !== undefined) {
-      const file = holder.password_file;
-      const at = [...path, 'password_file'];
-      delete holder.password_file;
+    if (holder[fileKey] !== undefined) {
+      const file = holder[fileKey];
+      const at = [...path, fileKey];
+      delete holder[fileKey];
       let content: string;
       try {
         content = await readFile(file, 'utf8');
@@ -102,8 +110,9 @@ export async function resolveSecrets(
           result.warnings.push(`${locate.name(at)}: ${file} does not exist yet; serve will generate it`);
         } else {
           try {
-            holder.password = await createPasswordFile(file);
-            result.generatedPasswords.push({ device: generatedFor, file, password: holder.password });
+            const password = await createPasswordFile(file);
+            holder[key] = password;
+            result.generatedPasswords.push({ device: generatedFor, file, password });
           } catch (createErr) {
             result.issues.push(locate.issue(at, `cannot create ${file}: ${describeFsError(createErr)}`));
           }
@@ -111,8 +120,8 @@ export async function resolveSecrets(
         continue;
       }
       // Editors and `echo` add a final newline that is not part of the secret.
-      const password = content.replace(/\r?\n$/, '');
-      if (password) holder.password = password;
+      const secret = content.replace(/\r?\n$/, '');
+      if (secret) holder[key] = secret;
       else result.issues.push(locate.issue(at, `${file} is empty`));
     }
   }
