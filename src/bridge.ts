@@ -2,12 +2,16 @@ import { Cleanup } from './cleanup/cleanup.js';
 import type { Config } from './config/schema.js';
 import { Scheduler } from './delivery/scheduler.js';
 import { DirectoryTransport } from './delivery/directory-transport.js';
+import { FailoverTransport } from './delivery/failover-transport.js';
+import { oauthAccountSettings } from './delivery/oauth/providers.js';
+import { TokenRefresher } from './delivery/oauth/token-refresher.js';
 import { SmtpTransport } from './delivery/smtp-transport.js';
 import type { Transport } from './delivery/transport.js';
 import { loadOrCreateCertificate } from './inbound/certificate.js';
 import { Inbound, type RunningListener } from './inbound/listeners.js';
 import { deviceTlsOptions, isLegacyTls } from './inbound/tls.js';
 import { createIntake } from './intake.js';
+import { Alert } from './observe/alert.js';
 import type { Logger } from './observe/logger.js';
 import { openPolicy } from './policy/stage.js';
 import { watchKicks } from './spool/signal.js';
@@ -27,11 +31,17 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
   await spool.init();
   await spool.sweep();
 
-  const transports = new Map<string, Transport>(
-    Object.entries(config.upstreams).map(([name, upstream]) => [
-      name,
-      upstream.type === 'directory' ? new DirectoryTransport(name, upstream) : new SmtpTransport(name, upstream, config.hostname),
-    ]),
+  const accounts = openOAuthAccounts(config, logger);
+  const transports = withFallbacks(
+    config,
+    new Map<string, Transport>(
+      Object.entries(config.upstreams).map(([name, upstream]) => [
+        name,
+        upstream.type === 'directory'
+          ? new DirectoryTransport(name, upstream)
+          : new SmtpTransport(name, upstream, config.hostname, accounts.get(name)),
+      ]),
+    ),
   );
   // A frozen device's queued messages are held: the freeze store is the scheduler's DeviceHold.
   const scheduler = new Scheduler(spool, transports, config.delivery, logger, policy.freezes);
@@ -69,8 +79,10 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     await inbound.stop();
     kicks.close();
     await scheduler.stop();
+    for (const account of accounts.values()) account.stop();
     throw err;
   });
+  for (const account of accounts.values()) account.startIdleRefresh();
 
   return {
     listeners,
@@ -78,7 +90,38 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     async stop() {
       kicks.close();
       await Promise.all([inbound.stop(), scheduler.stop()]);
+      for (const account of accounts.values()) account.stop();
       logger.info('stopped');
     },
   };
+}
+
+/** One token refresher per XOAUTH2 upstream, by upstream name. */
+function openOAuthAccounts(config: Config, logger: Logger): Map<string, TokenRefresher> {
+  const alert = new Alert(config.alert, config.hostname, logger);
+  const accounts = new Map<string, TokenRefresher>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    if (upstream.type !== 'smtp' || !upstream.auth.oauth) continue;
+    accounts.set(name, new TokenRefresher(oauthAccountSettings(name, upstream.auth.user, upstream.auth.oauth), logger, alert));
+  }
+  return accounts;
+}
+
+/** Puts each upstream's fallbacks behind it; the fallbacks stay reachable under their own names too. */
+function withFallbacks(config: Config, transports: Map<string, Transport>): Map<string, Transport> {
+  return new Map(
+    [...transports].map(([name, transport]) => {
+      const upstream = config.upstreams[name];
+      const fallback = upstream.type === 'smtp' ? (upstream.fallback ?? []) : [];
+      return [
+        name,
+        fallback.length
+          ? new FailoverTransport(
+              transport,
+              fallback.map((other) => transports.get(other)!),
+            )
+          : transport,
+      ];
+    }),
+  );
 }

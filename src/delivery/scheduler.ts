@@ -3,6 +3,7 @@ import type { Logger } from '../observe/logger.js';
 import type { SpooledMessage, SpoolStore } from '../spool/store.js';
 import { nextDelay } from './backoff.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
+import { smtpReplyHint } from './provider-hints.js';
 import { DeliveryFailure, type Accepted, type Transport } from './transport.js';
 
 /** How long a delivery cut off at shutdown may take to save its attempt in the spool. */
@@ -257,10 +258,13 @@ export class Scheduler {
       state.delivered.push(...result.accepted);
       state.refused.push(...permanent.map(({ address, response }) => ({ address, response })));
       if (result.accepted.length > 0) {
-        this.logger.info({ ...context, to: result.accepted, response: result.response, delay_ms }, 'delivered');
+        this.logger.info({ ...context, via: result.via, to: result.accepted, response: result.response, delay_ms }, 'delivered');
       }
       for (const refusal of permanent) {
-        this.logger.error({ ...context, to: refusal.address, response: refusal.response, delay_ms }, 'bounced');
+        this.logger.error(
+          { ...context, to: refusal.address, response: refusal.response, hint: smtpReplyHint(refusal.response), delay_ms },
+          'bounced',
+        );
       }
 
       if (temporary.length === 0) {
@@ -285,7 +289,14 @@ export class Scheduler {
       const next = this.clock.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
       state.nextAttemptAt = new Date(next).toISOString();
       this.logger.warn(
-        { ...context, to: temporary.map((r) => r.address), response: state.lastError, delay_ms, next_attempt: state.nextAttemptAt },
+        {
+          ...context,
+          to: temporary.map((r) => r.address),
+          response: state.lastError,
+          hint: smtpReplyHint(state.lastError),
+          delay_ms,
+          next_attempt: state.nextAttemptAt,
+        },
         'deferred',
       );
       if (await this.spool.saveState(message)) this.due.set(message.id, dueOf(message, next));

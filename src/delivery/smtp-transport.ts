@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection, { type SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
+import XOAuth2 from 'nodemailer/lib/xoauth2';
 import type { SmtpUpstream } from '../config/schema.js';
+import type { TokenRefresher } from './oauth/token-refresher.js';
 import { DeliveryFailure, type Accepted, type Recipients, type Transport } from './transport.js';
 
 type SmtpError = Error & {
@@ -46,6 +48,8 @@ export class SmtpTransport implements Transport {
     readonly name: string,
     private readonly upstream: SmtpUpstream,
     private readonly heloName: string,
+    /** The account's tokens, for an upstream with mechanism XOAUTH2. */
+    private readonly tokens?: TokenRefresher,
   ) {
     this.ca = upstream.ca_file ? readFileSync(upstream.ca_file) : undefined;
   }
@@ -203,9 +207,44 @@ export class SmtpTransport implements Transport {
     if (!connection.allowsAuth) {
       return Promise.reject(new DeliveryFailure('temporary', `upstream ${this.name}: provider offers no AUTH, credentials withheld`));
     }
+    if (this.tokens) return this.loginWithToken(connection, this.tokens);
     return new Promise((resolve, reject) =>
       connection.login({ user: auth.user, pass: auth.password!, method: auth.mechanism }, (err) => (err ? reject(err) : resolve())),
     );
+  }
+
+  /**
+   * XOAUTH2 with a token the bridge manages. A refused token gets one forced
+   * refresh and one more try: nodemailer does that itself after a 334 error
+   * challenge (Google), and a plain 535 (Microsoft) is retried here.
+   */
+  private async loginWithToken(connection: SMTPConnection, tokens: TokenRefresher): Promise<void> {
+    let used: string | undefined;
+    let refreshed = false;
+    const oauth2 = new XOAuth2({
+      user: this.upstream.auth.user,
+      provisionCallback: (_user, renew, done) => {
+        refreshed ||= renew;
+        (renew && used ? tokens.replaceRefused(used) : tokens.accessToken()).then(
+          (token) => done(null, (used = token)),
+          (err: Error) => done(err),
+        );
+      },
+    });
+    const attempt = () =>
+      new Promise<void>((resolve, reject) =>
+        connection.login({ user: this.upstream.auth.user, method: 'XOAUTH2', oauth2 }, (err) => (err ? reject(err) : resolve())),
+      );
+    try {
+      await attempt();
+    } catch (err) {
+      if (refreshed || used === undefined || (err as SmtpError).responseCode !== 535) throw err;
+      refreshed = true;
+      used = await tokens.replaceRefused(used);
+      // nodemailer's XOAuth2 keeps the token it was handed; this one must ask again.
+      oauth2.accessToken = false;
+      await attempt();
+    }
   }
 }
 

@@ -7,6 +7,8 @@ export type Recipients = Pick<Envelope, 'sender' | 'to'>;
 /** What an upstream said about one message: which recipients it took and which it refused. */
 export interface Accepted {
   response: string;
+  /** The upstream that took the message, when it was a fallback rather than the device's own. */
+  via?: string;
   accepted: string[];
   refused: RecipientResult[];
 }

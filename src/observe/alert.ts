@@ -3,13 +3,25 @@ import type { AlertSettings } from '../config/schema.js';
 import type { Logger } from './logger.js';
 
 /** What an alert says; the command gets it as JSON on stdin, the webhook as a JSON POST body. */
-export interface AlertEvent {
-  event: 'device-frozen';
-  device: string;
-  reason: string;
-  frozen_at: string;
-  client_ip?: string;
-  sasl_username?: string;
+export type AlertEvent =
+  | {
+      event: 'device-frozen';
+      device: string;
+      reason: string;
+      frozen_at: string;
+      client_ip?: string;
+      sasl_username?: string;
+    }
+  | {
+      /** The bridge cannot log in to a provider (a failed token refresh); once per incident. */
+      event: 'upstream-auth-failed' | 'upstream-auth-recovered';
+      upstream: string;
+      reason: string;
+    };
+
+/** What the alert is about: a device or an upstream. */
+function subjectOf(event: AlertEvent): { device: string } | { upstream: string } {
+  return 'device' in event ? { device: event.device } : { upstream: event.upstream };
 }
 
 /**
@@ -34,8 +46,8 @@ export class Alert {
 
   private report(via: 'command' | 'webhook', event: AlertEvent, sent: Promise<void>): void {
     sent.then(
-      () => this.logger.info({ event: event.event, device: event.device, via }, 'alert sent'),
-      (err: Error) => this.logger.error({ event: event.event, device: event.device, via, err: err.message }, 'alert failed'),
+      () => this.logger.info({ event: event.event, ...subjectOf(event), via }, 'alert sent'),
+      (err: Error) => this.logger.error({ event: event.event, ...subjectOf(event), via, err: err.message }, 'alert failed'),
     );
   }
 }
@@ -50,7 +62,12 @@ function runCommand(command: string, event: AlertEvent, body: string, timeout: n
     const child = spawn('/bin/sh', ['-c', command], {
       stdio: ['pipe', 'ignore', 'pipe'],
       timeout,
-      env: { ...process.env, SMTP_BRIDGE_EVENT: event.event, SMTP_BRIDGE_DEVICE: event.device, SMTP_BRIDGE_REASON: event.reason },
+      env: {
+        ...process.env,
+        SMTP_BRIDGE_EVENT: event.event,
+        ...('device' in event ? { SMTP_BRIDGE_DEVICE: event.device } : { SMTP_BRIDGE_UPSTREAM: event.upstream }),
+        SMTP_BRIDGE_REASON: event.reason,
+      },
     });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-500)));

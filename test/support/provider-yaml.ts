@@ -7,10 +7,20 @@ export interface ProviderEntry {
   password?: string;
   /** Further keys of the upstream, e.g. ["concurrency: 1"]. */
   extra?: string[];
+  /** The auth block's YAML in place of PLAIN with `password`, e.g. from oauthAuthYaml(). */
+  auth?: string;
 }
 
 /** One entry of `upstreams:` in YAML, indented to sit under it. */
-export function providerYaml({ name, port, caFile, tls = 'implicit', password = 'upstream-secret', extra = [] }: ProviderEntry): string {
+export function providerYaml({
+  name,
+  port,
+  caFile,
+  tls = 'implicit',
+  password = 'upstream-secret',
+  extra = [],
+  auth,
+}: ProviderEntry): string {
   return [
     `  ${name}:`,
     '    host: 127.0.0.1',
@@ -19,7 +29,13 @@ export function providerYaml({ name, port, caFile, tls = 'implicit', password = 
     `    ca_file: ${caFile}`,
     '    connect_timeout: 2s',
     ...extra.map((line) => `    ${line}`),
-    `    auth: { user: relay@example.net, password: ${password}, mechanism: PLAIN }`,
+    `    auth: ${auth ?? `{ user: relay@example.net, password: ${password}, mechanism: PLAIN }`}`,
     '',
   ].join('\n');
+}
+
+/** An XOAUTH2 auth block (flow style) getting its tokens from a test token endpoint. */
+export function oauthAuthYaml(endpoint: { tokenUrl: string; deviceUrl: string }, oauth: string[] = []): string {
+  const keys = [`token_url: "${endpoint.tokenUrl}"`, `device_url: "${endpoint.deviceUrl}"`, 'client_id: test-client', ...oauth];
+  return `{ user: relay@example.net, mechanism: XOAUTH2, oauth: { ${keys.join(', ')} } }`;
 }

@@ -51,6 +51,12 @@ export interface UpstreamOptions {
   stallData?: () => void;
   /** Listen on this port instead of a free one (to bring a provider "back up" where the bridge expects it). */
   port?: number;
+  /**
+   * Play a provider that takes only XOAUTH2 with a live token (from a test
+   * token endpoint). A dead token gets 535 as Microsoft answers, or a 334
+   * error challenge as Google does.
+   */
+  xoauth2?: { user: string; isLive(accessToken: string): boolean; refusal?: '535' | '334' };
 }
 
 export interface Upstream {
@@ -160,7 +166,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     cert: opts.pki.certPem,
     minVersion: 'TLSv1.2',
     name: 'upstream.test',
-    authMethods: ['PLAIN', 'LOGIN'],
+    authMethods: opts.xoauth2 ? ['XOAUTH2'] : ['PLAIN', 'LOGIN'],
     // With STARTTLS disabled, smtp-server accepts AUTH in cleartext instead of answering 538.
     disabledCommands: offerStartTls ? [] : ['STARTTLS'],
     disableReverseLookup: true,
@@ -175,6 +181,15 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     },
     onAuth(auth, session, callback) {
       const username = auth.username ?? '';
+      if (opts.xoauth2) {
+        const { user, isLive, refusal } = opts.xoauth2;
+        const ok = auth.method === 'XOAUTH2' && username === user && isLive(auth.accessToken ?? '');
+        authAttempts.push({ method: auth.method, username, ok, secure: session.secure });
+        if (ok) callback(null, { user: { username, method: auth.method } satisfies SessionUser });
+        else if (refusal === '334') callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } });
+        else callback(Object.assign(new Error('5.7.3 Authentication unsuccessful'), { responseCode: 535 }));
+        return;
+      }
       const ok = Object.hasOwn(users, username) && users[username] === auth.password;
       authAttempts.push({ method: auth.method, username, ok, secure: session.secure });
       if (!ok) {

@@ -1,0 +1,47 @@
+import type { Readable } from 'node:stream';
+import { DeliveryFailure, type Accepted, type Recipients, type Transport } from './transport.js';
+
+/**
+ * An upstream with fallbacks: when one cannot take the message for now
+ * (unreachable, TLS or AUTH failing, a 4xx), the next one is tried at once.
+ * A 5xx refusal of the message itself ends the attempt: another provider
+ * saying yes to what one has refused would only hide the problem.
+ */
+export class FailoverTransport implements Transport {
+  constructor(
+    private readonly primary: Transport,
+    private readonly fallbacks: Transport[],
+  ) {}
+
+  get name(): string {
+    return this.primary.name;
+  }
+
+  get concurrency(): number {
+    return this.primary.concurrency;
+  }
+
+  async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
+    const tried: string[] = [];
+    let last: DeliveryFailure | undefined;
+    let allUnreachable = true;
+    for (const transport of [this.primary, ...this.fallbacks]) {
+      try {
+        const accepted = await transport.send(envelope, body);
+        return transport === this.primary ? accepted : { ...accepted, via: transport.name };
+      } catch (err) {
+        const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
+        tried.push(`${transport.name}: ${failure.message}`);
+        if (failure.kind === 'permanent') throw new DeliveryFailure('permanent', tried.join('; '), failure.code);
+        last = failure;
+        allUnreachable &&= failure.unreachable;
+      }
+    }
+    // The lane backs off only when no upstream at all could be reached.
+    throw new DeliveryFailure('temporary', tried.join('; '), last?.code, allUnreachable);
+  }
+
+  async close(): Promise<void> {
+    await this.primary.close();
+  }
+}

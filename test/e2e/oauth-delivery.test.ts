@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { nodemailerClient } from '../support/clients.js';
+import { assertNoTokens, readTokenFile, waitUntil, writeTokenFile } from '../support/oauth.js';
+import { makePki, type Pki } from '../support/pki.js';
+import { oauthAuthYaml, providerYaml } from '../support/provider-yaml.js';
+import { startTokenEndpoint, type TokenEndpoint, type TokenEndpointOptions } from '../support/token-endpoint.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+/**
+ * XOAUTH2 towards a provider that takes nothing else, with tokens from a real
+ * token endpoint on loopback: first use, refresh under load, a refused token,
+ * idle refresh, public and confidential clients.
+ */
+
+let dir: string;
+let pki: Pki;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'smtp-bridge-oauth-'));
+  pki = await makePki(dir);
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+const FROM = 'sensor@example.net';
+const USER = 'relay@example.net';
+let counter = 0;
+
+interface Setup {
+  endpoint: TokenEndpoint;
+  upstream: Upstream;
+  bridge: TestBridge;
+  tokenFile: string;
+  refreshToken: string;
+}
+
+async function withOAuth(
+  options: {
+    endpoint?: TokenEndpointOptions;
+    refusal?: '535' | '334';
+    oauth?: string[];
+    extra?: string[];
+    delivery?: string;
+  },
+  body: (setup: Setup) => Promise<void>,
+): Promise<void> {
+  const endpoint = await startTokenEndpoint(options.endpoint);
+  const upstream = await startUpstream({
+    pki,
+    mode: 'implicit',
+    xoauth2: { user: USER, isLive: endpoint.isLive, refusal: options.refusal },
+  });
+  const refreshToken = endpoint.issueRefreshToken();
+  let tokenFile = '';
+  try {
+    const bridge = await startTestBridge({
+      yaml: `delivery: { ${options.delivery ?? 'sync_wait: 5s, retry_initial: 200, retry_max: 1s, shutdown_wait: 2s'} }
+upstreams:
+${providerYaml({ name: 'provider', port: upstream.port, caFile: pki.caFile, extra: options.extra, auth: oauthAuthYaml(endpoint, options.oauth) })}devices:
+  sensor: { auth: none, networks: [127.0.0.1], senders: [${FROM}], upstream: provider }
+`,
+      prepare: async (bridgeDir) => {
+        tokenFile = join(bridgeDir, 'tokens', 'provider.json');
+        await writeTokenFile(tokenFile, refreshToken);
+      },
+    });
+    try {
+      await body({ endpoint, upstream, bridge, tokenFile, refreshToken });
+      assertNoTokens(
+        bridge.logs.map((line) => JSON.stringify(line)),
+        endpoint.issued,
+      );
+    } finally {
+      await bridge.stop();
+    }
+  } finally {
+    await upstream.close();
+    await endpoint.close();
+  }
+}
+
+function send(bridge: TestBridge) {
+  return nodemailerClient({
+    host: '127.0.0.1',
+    port: bridge.ports.none!,
+    security: 'none',
+    from: FROM,
+    to: ['owner@example.com'],
+    message: `Subject: reading ${++counter}\r\nMessage-ID: <oauth-${process.pid}-${counter}@test>\r\n\r\nok\r\n`,
+  });
+}
+
+const delivered = (bridge: TestBridge) => bridge.logs.filter((line) => line.msg === 'delivered').length;
+
+test('first use: the refresh token from the file buys an access token, XOAUTH2 succeeds, the rotated token is saved 0600', async () => {
+  await withOAuth({}, async ({ endpoint, upstream, bridge, tokenFile, refreshToken }) => {
+    const result = await send(bridge);
+    assert.equal(result.code, 250, result.transcript);
+    await upstream.waitForMessages(1, 10_000);
+    assert.equal(endpoint.refreshes(), 1);
+    assert.deepEqual(
+      upstream.authAttempts.map((a) => [a.method, a.ok]),
+      [['XOAUTH2', true]],
+    );
+    const saved = await readTokenFile(tokenFile);
+    assert.notEqual(saved.refresh_token, refreshToken, 'the rotated refresh token was not saved');
+    assert.ok(endpoint.issued.includes(saved.refresh_token!));
+    assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+    // A public client: no client_secret parameter at all, not even an empty one (AADSTS700025).
+    assert.ok(endpoint.requests.length > 0);
+    assert.ok(endpoint.requests.every((r) => !r.secretSent));
+  });
+});
+
+test('expiry during a burst of 50 messages at concurrency 5: exactly one refresh, no dead token used', async () => {
+  await withOAuth(
+    {
+      endpoint: { accessLifetimeMs: 4000 },
+      extra: ['concurrency: 5', 'idle_timeout: 200'],
+      delivery: 'sync_wait: 0, retry_initial: 200, retry_max: 1s, shutdown_wait: 2s',
+    },
+    async ({ endpoint, upstream, bridge }) => {
+      assert.equal((await send(bridge)).code, 250);
+      await upstream.waitForMessages(1, 10_000);
+      assert.equal(endpoint.refreshes(), 1);
+      // The token dies (the endpoint advertised it 10 minutes longer, so the bridge sees it due exactly now).
+      await sleep(4300);
+      const results = await Promise.all(Array.from({ length: 50 }, () => send(bridge)));
+      assert.ok(
+        results.every((r) => r.code === 250),
+        results.map((r) => r.transcript).find((t) => !/250/.test(t)),
+      );
+      await upstream.waitForMessages(51, 30_000);
+      assert.equal(endpoint.refreshes(), 2, 'five deliveries wanting a token at once must share one refresh');
+      assert.ok(
+        upstream.authAttempts.every((a) => a.ok),
+        'a dead token was offered',
+      );
+      assert.ok(upstream.authAttempts.length >= 2 && upstream.authAttempts.length <= 6, `${upstream.authAttempts.length} logins`);
+      await waitUntil(() => delivered(bridge) === 51, '51 delivered lines');
+    },
+  );
+});
+
+for (const refusal of ['535', '334'] as const) {
+  const as = refusal === '535' ? '535, as Microsoft' : '334 error challenge, as Google';
+  test(`provider refuses a token it revoked (${as}): one refresh, one retry, delivered`, async () => {
+    await withOAuth({ refusal, extra: ['idle_timeout: 100'] }, async ({ endpoint, upstream, bridge }) => {
+      assert.equal((await send(bridge)).code, 250);
+      await upstream.waitForMessages(1, 10_000);
+      await sleep(300); // the pooled connection is closed: the next message logs in again
+      endpoint.revokeAccessTokens();
+      const result = await send(bridge);
+      assert.equal(result.code, 250, result.transcript);
+      await upstream.waitForMessages(2, 10_000);
+      assert.equal(endpoint.refreshes(), 2);
+      assert.deepEqual(
+        upstream.authAttempts.map((a) => a.ok),
+        [true, false, true],
+      );
+      const lines = bridge.logs.filter((l) => l.msg === 'delivered');
+      assert.deepEqual(
+        lines.map((l) => l.attempt),
+        [1, 1],
+        'the second message went out on its first attempt',
+      );
+      assert.equal(bridge.logs.filter((l) => l.msg === 'deferred').length, 0);
+    });
+  });
+}
+
+test('idle: the refresh token is used every idle_refresh even with no mail, and each rotation is kept', async () => {
+  await withOAuth({ oauth: ['idle_refresh: 700'] }, async ({ endpoint, bridge, tokenFile }) => {
+    await waitUntil(() => endpoint.refreshes() >= 3, 'three idle refreshes', 8000);
+    assert.ok(
+      endpoint.requests.every((r) => r.outcome === 'ok'),
+      'a rotated-out refresh token was used',
+    );
+    assert.ok(bridge.logs.some((l) => l.msg === 'oauth token refreshed' && l.reason === 'idle'));
+    const saved = await readTokenFile(tokenFile);
+    assert.ok(endpoint.issued.includes(saved.refresh_token!));
+  });
+});
+
+test('client_credentials (app-only): a confidential client sends its secret, needs no login, delivers', async () => {
+  const secretFile = join(dir, 'client-secret');
+  await writeFile(secretFile, 'app-secret\n', { mode: 0o600 });
+  await withOAuth(
+    { endpoint: { clientSecret: 'app-secret' }, oauth: ['grant: client_credentials', `client_secret_file: "${secretFile}"`] },
+    async ({ endpoint, upstream, bridge }) => {
+      assert.equal((await send(bridge)).code, 250);
+      await upstream.waitForMessages(1, 10_000);
+      assert.ok(endpoint.requests.length >= 1);
+      assert.ok(endpoint.requests.every((r) => r.grant_type === 'client_credentials' && r.secretSent && r.outcome === 'ok'));
+    },
+  );
+});
