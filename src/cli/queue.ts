@@ -1,6 +1,7 @@
 import { loadConfig } from '../config/load.js';
 import { kickServer } from '../spool/signal.js';
 import { SpoolStore, type SpooledMessage } from '../spool/store.js';
+import { smtpReplyHint } from '../delivery/provider-hints.js';
 import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 import { printTable } from './table.js';
 
@@ -58,7 +59,7 @@ const ACTIONS = {
         pendingOf(m).join(','),
         String(m.state.attempts),
         m.state.attempts ? m.state.nextAttemptAt : 'now',
-        m.state.lastError ?? '',
+        withHint(m.state.lastError),
       ],
       none: 'queue is empty',
       count: 'queued',
@@ -93,6 +94,7 @@ const ACTIONS = {
       ['attempts', state.attempts],
       ['next attempt', area === 'queue' ? state.nextAttemptAt : undefined],
       ['last error', state.lastError],
+      ['hint', smtpReplyHint(state.lastError ?? state.reason ?? '')],
       ['delivered to', state.delivered.join(', ') || undefined],
       ['refused', state.refused.map((r) => `${r.address} (${r.response})`).join('; ') || undefined],
       ['failed at', state.failedAt],
@@ -143,6 +145,12 @@ async function find(spool: SpoolStore, id: string): Promise<[Area, SpooledMessag
     if (message) return [area, message];
   }
   throw new Error(`no message ${id} in the queue or the failed area`);
+}
+
+/** A provider's refusal with what it means, for a table cell. */
+function withHint(error: string | undefined): string {
+  const hint = error && smtpReplyHint(error);
+  return hint ? `${error} (hint: ${hint})` : (error ?? '');
 }
 
 function pendingOf(message: SpooledMessage): string[] {

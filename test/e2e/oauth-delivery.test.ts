@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
-import { nodemailerClient } from '../support/clients.js';
 import { assertNoTokens, readTokenFile, waitUntil, writeTokenFile } from '../support/oauth.js';
+import { sendThrough } from '../support/send.js';
 import { makePki, type Pki } from '../support/pki.js';
 import { oauthAuthYaml, providerYaml } from '../support/provider-yaml.js';
 import { startTokenEndpoint, type TokenEndpoint, type TokenEndpointOptions } from '../support/token-endpoint.js';
@@ -28,7 +28,6 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 const FROM = 'sensor@example.net';
 const USER = 'relay@example.net';
-let counter = 0;
 
 interface Setup {
   endpoint: TokenEndpoint;
@@ -83,16 +82,7 @@ ${providerYaml({ name: 'provider', port: upstream.port, caFile: pki.caFile, extr
   }
 }
 
-function send(bridge: TestBridge) {
-  return nodemailerClient({
-    host: '127.0.0.1',
-    port: bridge.ports.none!,
-    security: 'none',
-    from: FROM,
-    to: ['owner@example.com'],
-    message: `Subject: reading ${++counter}\r\nMessage-ID: <oauth-${process.pid}-${counter}@test>\r\n\r\nok\r\n`,
-  });
-}
+const send = (bridge: TestBridge) => sendThrough(bridge, FROM, 'oauth');
 
 const delivered = (bridge: TestBridge) => bridge.logs.filter((line) => line.msg === 'delivered').length;
 
