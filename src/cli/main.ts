@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   'check-config': { summary: 'validate a config file and print a summary', load: () => import('./check-config.js') },
   queue: { summary: 'list, show, retry or delete spooled messages', load: () => import('./queue.js') },
   device: { summary: 'list devices and their state, or unfreeze one', load: () => import('./device.js') },
+  oauth: { summary: "sign in to an XOAUTH2 upstream, or show its tokens' state", load: () => import('./oauth.js') },
   'hash-secret': { summary: 'turn a device password into the stored secret for its config entry', load: () => import('./hash-secret.js') },
 };
 

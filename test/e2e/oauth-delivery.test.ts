@@ -4,13 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startTestBridge, type TestBridge } from '../support/bridge.js';
-import { assertNoTokens, readTokenFile, waitUntil, writeTokenFile } from '../support/oauth.js';
+import type { TestBridge } from '../support/bridge.js';
+import { readTokenFile, waitUntil } from '../support/oauth.js';
+import { OAUTH_FROM, withOAuthBridge, type OAuthBridgeOptions, type OAuthSetup } from '../support/oauth-bridge.js';
 import { sendThrough } from '../support/send.js';
 import { makePki, type Pki } from '../support/pki.js';
-import { oauthAuthYaml, providerYaml } from '../support/provider-yaml.js';
-import { startTokenEndpoint, type TokenEndpoint, type TokenEndpointOptions } from '../support/token-endpoint.js';
-import { startUpstream, type Upstream } from '../support/upstream.js';
 
 /**
  * XOAUTH2 towards a provider that takes nothing else, with tokens from a real
@@ -26,60 +24,10 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-const FROM = 'sensor@example.net';
-const USER = 'relay@example.net';
+const FROM = OAUTH_FROM;
 
-interface Setup {
-  endpoint: TokenEndpoint;
-  upstream: Upstream;
-  bridge: TestBridge;
-  tokenFile: string;
-  refreshToken: string;
-}
-
-async function withOAuth(
-  options: {
-    endpoint?: TokenEndpointOptions;
-    refusal?: '535' | '334';
-    oauth?: string[];
-    extra?: string[];
-    delivery?: string;
-  },
-  body: (setup: Setup) => Promise<void>,
-): Promise<void> {
-  const endpoint = await startTokenEndpoint(options.endpoint);
-  const upstream = await startUpstream({
-    pki,
-    mode: 'implicit',
-    xoauth2: { user: USER, isLive: endpoint.isLive, refusal: options.refusal },
-  });
-  const refreshToken = endpoint.issueRefreshToken();
-  let tokenFile = '';
-  try {
-    const bridge = await startTestBridge({
-      yaml: `delivery: { ${options.delivery ?? 'sync_wait: 5s, retry_initial: 200, retry_max: 1s, shutdown_wait: 2s'} }
-upstreams:
-${providerYaml({ name: 'provider', port: upstream.port, caFile: pki.caFile, extra: options.extra, auth: oauthAuthYaml(endpoint, options.oauth) })}devices:
-  sensor: { auth: none, networks: [127.0.0.1], senders: [${FROM}], upstream: provider }
-`,
-      prepare: async (bridgeDir) => {
-        tokenFile = join(bridgeDir, 'tokens', 'provider.json');
-        await writeTokenFile(tokenFile, refreshToken);
-      },
-    });
-    try {
-      await body({ endpoint, upstream, bridge, tokenFile, refreshToken });
-      assertNoTokens(
-        bridge.logs.map((line) => JSON.stringify(line)),
-        endpoint.issued,
-      );
-    } finally {
-      await bridge.stop();
-    }
-  } finally {
-    await upstream.close();
-    await endpoint.close();
-  }
+function withOAuth(options: Omit<OAuthBridgeOptions, 'pki'>, body: (setup: OAuthSetup) => Promise<void>): Promise<void> {
+  return withOAuthBridge({ pki, ...options }, body);
 }
 
 const send = (bridge: TestBridge) => sendThrough(bridge, FROM, 'oauth');

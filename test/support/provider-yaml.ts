@@ -34,8 +34,14 @@ export function providerYaml({
   ].join('\n');
 }
 
-/** An XOAUTH2 auth block (flow style) getting its tokens from a test token endpoint. */
-export function oauthAuthYaml(endpoint: { tokenUrl: string; deviceUrl: string }, oauth: string[] = []): string {
-  const keys = [`token_url: "${endpoint.tokenUrl}"`, `device_url: "${endpoint.deviceUrl}"`, 'client_id: test-client', ...oauth];
+/** An XOAUTH2 auth block (flow style) getting its tokens from a test token endpoint; a login endpoint left out is not configured. */
+export function oauthAuthYaml(endpoint: { tokenUrl: string; deviceUrl?: string; authorizeUrl?: string }, oauth: string[] = []): string {
+  const keys = [
+    `token_url: "${endpoint.tokenUrl}"`,
+    ...(endpoint.deviceUrl ? [`device_url: "${endpoint.deviceUrl}"`] : []),
+    ...(endpoint.authorizeUrl ? [`authorize_url: "${endpoint.authorizeUrl}"`] : []),
+    'client_id: test-client',
+    ...oauth,
+  ];
   return `{ user: relay@example.net, mechanism: XOAUTH2, oauth: { ${keys.join(', ')} } }`;
 }

@@ -46,7 +46,11 @@ export class TokenRefresher {
   /** A token valid for at least REFRESH_MARGIN_MS more; refreshes first when needed. */
   async accessToken(): Promise<string> {
     await this.reloadIfReplaced();
-    if (this.current && this.current.expiresAt - REFRESH_MARGIN_MS > Date.now()) return this.current.token;
+    if (this.current && this.current.expiresAt - REFRESH_MARGIN_MS > Date.now()) {
+      // After an incident, a token from a new login (not a refresh) is the recovery.
+      this.recovered('new login');
+      return this.current.token;
+    }
     return (await this.refresh('expiring')).token;
   }
 
@@ -118,11 +122,7 @@ export class TokenRefresher {
       const fresh = this.settings.grant === 'client_credentials' ? await this.clientCredentials() : await this.refreshTokenGrant();
       this.current = fresh;
       this.logger.info({ upstream, reason, expires_at: new Date(fresh.expiresAt).toISOString() }, 'oauth token refreshed');
-      if (this.alerted) {
-        this.alerted = false;
-        this.logger.warn({ upstream }, 'upstream authentication recovered');
-        this.alert?.send({ event: 'upstream-auth-recovered', upstream, reason: 'token refreshed' });
-      }
+      this.recovered('token refreshed');
       await this.store.clearError().catch(() => {});
       return fresh;
     } catch (err) {
@@ -143,6 +143,14 @@ export class TokenRefresher {
       }
       throw failure;
     }
+  }
+
+  private recovered(reason: string): void {
+    if (!this.alerted) return;
+    this.alerted = false;
+    const { upstream } = this.settings;
+    this.logger.info({ upstream, reason }, 'upstream authentication recovered');
+    this.alert?.send({ event: 'upstream-auth-recovered', upstream, reason });
   }
 
   private async refreshTokenGrant(): Promise<AccessToken> {
