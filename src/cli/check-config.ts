@@ -77,6 +77,12 @@ function describeUpstream(upstream: Upstream): string {
     `tls ${upstream.tls}, min ${upstream.min_version}`,
     `auth ${upstream.auth.user} with ${upstream.auth.mechanism}`,
   ];
+  const { oauth } = upstream.auth;
+  if (oauth) {
+    const client = oauth.client_secret === undefined ? 'public client' : 'client secret set';
+    parts.push(`oauth ${oauth.provider ?? oauth.token_url} (${oauth.grant}, ${client}, tokens in ${oauth.token_file})`);
+  }
+  if (upstream.fallback?.length) parts.push(`fallback ${upstream.fallback.join(', ')}`);
   if (upstream.ca_file) parts.push(`ca ${upstream.ca_file}`);
   return parts.join(', ');
 }
