@@ -137,3 +137,13 @@ test('client_credentials (app-only): a confidential client sends its secret, nee
     },
   );
 });
+
+test('idle refresh against an unreachable token endpoint: one try per interval, never a tight loop', async () => {
+  await withOAuth({ oauth: ['idle_refresh: 400'] }, async ({ endpoint, bridge }) => {
+    await endpoint.close();
+    await sleep(2000);
+    const failures = bridge.logs.filter((l) => l.msg === 'oauth token refresh failed');
+    assert.ok(failures.length >= 2 && failures.length <= 7, `${failures.length} refresh attempts in 2 s`);
+    assert.match(String(failures[0].err), /token endpoint unreachable/);
+  });
+});

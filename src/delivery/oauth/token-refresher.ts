@@ -12,6 +12,9 @@ import { TokenStore, type StoredTokens } from './token-store.js';
  */
 export const REFRESH_MARGIN_MS = 10 * 60_000;
 
+/** The longest wait before an idle refresh that failed is tried again. */
+const IDLE_RETRY_MAX_MS = 3_600_000;
+
 interface AccessToken {
   token: string;
   expiresAt: number;
@@ -75,7 +78,12 @@ export class TokenRefresher {
     clearTimeout(this.idleTimer);
   }
 
-  private async scheduleIdleRefresh(): Promise<void> {
+  /**
+   * Arms the next idle refresh: idle_refresh after the last one. After a
+   * failure the last one stays old, so the next try waits a full interval
+   * (at most an hour) instead of asking the provider again at once.
+   */
+  private async scheduleIdleRefresh(failed = false): Promise<void> {
     if (this.stopped) return;
     clearTimeout(this.idleTimer);
     try {
@@ -84,14 +92,16 @@ export class TokenRefresher {
       this.logger.error({ upstream: this.settings.upstream, err: (err as Error).message }, 'oauth token file unreadable');
     }
     const last = Date.parse(this.tokens?.last_refresh ?? this.tokens?.logged_in_at ?? '') || 0;
-    const wait = Math.max(0, last + this.settings.idleRefresh - Date.now());
+    const due = Math.max(0, last + this.settings.idleRefresh - Date.now());
+    // With nothing to refresh yet (no login), or after a failure, look again after an interval.
+    const wait = this.tokens?.refresh_token && !failed ? due : Math.min(this.settings.idleRefresh, IDLE_RETRY_MAX_MS);
     this.idleTimer = setTimeout(
       () =>
-        void this.refresh('idle')
-          .catch(() => {}) // already logged and alerted by refresh()
-          .finally(() => void this.scheduleIdleRefresh()),
-      // With nothing to refresh yet (no login), look again after a full interval.
-      this.tokens?.refresh_token ? Math.min(wait, 2 ** 31 - 1) : Math.min(this.settings.idleRefresh, 2 ** 31 - 1),
+        void this.refresh('idle').then(
+          () => this.scheduleIdleRefresh(),
+          () => this.scheduleIdleRefresh(true), // already logged and alerted by refresh()
+        ),
+      Math.min(wait, 2 ** 31 - 1),
     );
     this.idleTimer.unref();
   }
