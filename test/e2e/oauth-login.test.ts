@@ -96,6 +96,12 @@ test('device-code flow: prints the address and code, waits out authorization_pen
     // The running bridge uses the new login at once.
     assert.equal((await sendThrough(bridge, FROM, 'after-login')).code, 250);
     await upstream.waitForMessages(1, 10_000);
+    const check = await runCli(['check-config', '-c', bridge.file]);
+    setup.outputs.push(check.stdout, check.stderr);
+    assert.match(
+      check.stdout,
+      /with XOAUTH2, oauth http:\/\/127\.0\.0\.1:\d+\/token \(refresh_token, public client, tokens in .*provider\.json\)/,
+    );
     const status = await runCli(['oauth', 'status', '-c', bridge.file]);
     setup.outputs.push(status.stdout, status.stderr);
     assert.equal(status.code, 0, status.stderr);
