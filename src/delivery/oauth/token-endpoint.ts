@@ -47,8 +47,13 @@ export function toTokenEndpointError(err: unknown): TokenEndpointError {
       hint,
     );
   }
-  const cause = (err as Error & { cause?: Error }).cause;
-  return new TokenEndpointError(`token endpoint unreachable: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`);
+  const error = err as Error & { cause?: Error };
+  if (err instanceof oauth.OperationProcessingError)
+    return new TokenEndpointError(`token endpoint answered unexpectedly: ${error.message}`);
+  // fetch() fails with a TypeError whose cause is the socket's error; a timeout aborts it.
+  if (error.name === 'TypeError' || error.name === 'TimeoutError' || error.name === 'AbortError')
+    return new TokenEndpointError(`token endpoint unreachable: ${error.message}${error.cause ? ` (${error.cause.message})` : ''}`);
+  return new TokenEndpointError(error.message);
 }
 
 /** The fields of a token response the bridge keeps: when the access token stops being valid, and any rotated refresh token. */

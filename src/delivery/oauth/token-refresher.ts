@@ -192,8 +192,10 @@ export class TokenRefresher {
       scope: result.scope ?? this.tokens?.scope,
       last_refresh: now,
     };
-    await this.store.write(tokens);
+    // Kept in memory even if the write fails (disk full): the old refresh token may be dead already, and
+    // the next refresh, saved then, continues from this one. Its access token is not used unsaved.
     this.tokens = tokens;
+    await this.store.write(tokens);
     return { token: result.access_token, expiresAt: Date.parse(tokens.expires_at!) };
   }
 

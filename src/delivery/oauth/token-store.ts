@@ -64,8 +64,12 @@ export class TokenStore {
   }
 
   async write(tokens: StoredTokens): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
-    await writeFileDurably(this.file, `${JSON.stringify(tokens, null, 2)}\n`);
+    try {
+      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      await writeFileDurably(this.file, `${JSON.stringify(tokens, null, 2)}\n`);
+    } catch (err) {
+      throw new Error(`cannot save token file ${this.file}: ${describeFsError(err)}`);
+    }
     this.seen = await this.stamp();
   }
 
