@@ -5,6 +5,8 @@ import { authorizationCodeLogin } from '../delivery/oauth/auth-code-pkce.js';
 import { deviceCodeLogin } from '../delivery/oauth/device-code.js';
 import { oauthAccountSettings, type OAuthAccountSettings } from '../delivery/oauth/providers.js';
 import { expiresAt } from '../delivery/oauth/token-endpoint.js';
+import { smtpReplyHint } from '../delivery/provider-hints.js';
+import { SmtpTransport } from '../delivery/smtp-transport.js';
 import { REFRESH_MARGIN_MS, TokenRefresher } from '../delivery/oauth/token-refresher.js';
 import { TokenStore } from '../delivery/oauth/token-store.js';
 import { createLogger } from '../observe/logger.js';
@@ -25,9 +27,11 @@ actions:
                     waits. Google: prints an address to open in a browser; on
                     this machine the browser comes back to 127.0.0.1 by
                     itself, from another one paste the address it ended on.
-                    Writes the token file; a running bridge picks it up and
-                    sends what it has queued. With grant client_credentials
-                    there is no login: it only checks the client can get a token
+                    Writes the token file, then logs in to the provider with
+                    it (a wrong account or SMTP AUTH disabled shows now, exit
+                    1); a running bridge picks the file up and sends what it
+                    has queued. With grant client_credentials there is no
+                    login: it only checks the provider accepts the app's token
   status [UPSTREAM] each XOAUTH2 upstream: logged in or not, access token
                     valid until, last refresh, last error
 
@@ -89,10 +93,8 @@ async function login(config: Config, name: string, port: number): Promise<number
   const account = accountOf(name, upstream);
   const say = (line: string) => console.log(line);
   if (account.grant === 'client_credentials') {
-    // Logs to stderr only: a token never reaches a log line, and stdout stays for the verdict.
-    const refresher = new TokenRefresher(account, createLogger('warn', { write: (line: string) => void process.stderr.write(line) }));
-    await refresher.accessToken();
-    say(`upstream ${name}: app-only access (client_credentials) needs no login; the client got a token, so the bridge can too`);
+    await verifyAtProvider(config, name, upstream, account);
+    say(`upstream ${name}: app-only access (client_credentials) needs no login; the provider accepted XOAUTH2 as ${account.user}`);
     return 0;
   }
   let response: TokenEndpointResponse;
@@ -116,11 +118,33 @@ async function login(config: Config, name: string, port: number): Promise<number
     last_refresh: now,
   });
   await store.clearError();
-  const due = await retryQueuedFor(config, name);
-  say(`logged in: upstream ${name} as ${account.user}; refresh token saved in ${account.tokenFile}`);
+  say(`logged in: upstream ${name}; refresh token saved in ${account.tokenFile}`);
   say(`access token valid until ${validUntil}; the bridge refreshes it by itself from now on`);
+  await verifyAtProvider(config, name, upstream, account);
+  say(`the provider accepted XOAUTH2 as ${account.user}`);
+  const due = await retryQueuedFor(config, name);
   if (due > 0) say(`${due} queued message${due === 1 ? '' : 's'} for ${name} due now`);
   return 0;
+}
+
+/**
+ * Logs in to the provider with the token, as the bridge will: a sign-in as the
+ * wrong account, or a mailbox with SMTP AUTH disabled (535 5.7.139), shows
+ * now rather than at the first message. The token file is kept either way.
+ */
+async function verifyAtProvider(config: Config, name: string, upstream: SmtpUpstream, account: OAuthAccountSettings): Promise<void> {
+  // Log lines go to stderr: stdout is for the user; neither ever gets a token.
+  const logger = createLogger('warn', { write: (line: string) => void process.stderr.write(line) });
+  const transport = new SmtpTransport(name, upstream, config.hostname, new TokenRefresher(account, logger));
+  try {
+    await transport.verifyLogin();
+  } catch (err) {
+    const reply = (err as Error).message;
+    const hint = smtpReplyHint(reply);
+    throw new Error(`the provider did not accept XOAUTH2 as ${account.user}: ${reply}${hint ? ` (hint: ${hint})` : ''}`);
+  } finally {
+    await transport.close();
+  }
 }
 
 /**

@@ -85,6 +85,17 @@ export class SmtpTransport implements Transport {
     }
   }
 
+  /** Connects and logs in, then quits without sending: proves the credentials work (`oauth login`). */
+  async verifyLogin(): Promise<void> {
+    let pooled: Pooled;
+    try {
+      pooled = await this.open();
+    } catch (err) {
+      throw toFailure(err as SmtpError);
+    }
+    pooled.connection.quit();
+  }
+
   /**
    * Idle connections say QUIT; busy ones are torn down at once, their
    * messages failing as deferred: a provider that stopped answering mid-DATA

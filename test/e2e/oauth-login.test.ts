@@ -34,7 +34,7 @@ interface Setup extends OAuthSetup {
 }
 
 function withLoginSetup(
-  options: { endpoint?: TokenEndpointOptions; flow: 'device' | 'browser'; seedRefreshToken?: boolean },
+  options: { endpoint?: TokenEndpointOptions; flow: 'device' | 'browser'; seedRefreshToken?: boolean; upstreamUser?: string },
   body: (setup: Setup) => Promise<void>,
 ): Promise<void> {
   const alertFile = join(dir, `alerts-${process.pid}-${Date.now()}.jsonl`);
@@ -43,6 +43,7 @@ function withLoginSetup(
       pki,
       endpoint: options.endpoint,
       login: options.flow,
+      upstreamUser: options.upstreamUser,
       seed: options.seedRefreshToken ?? false,
       delivery: 'sync_wait: 300, retry_initial: 300, retry_max: 1s, shutdown_wait: 2s',
       top: `alert: { command: 'cat >> "${alertFile}"; echo >> "${alertFile}"' }`,
@@ -52,7 +53,13 @@ function withLoginSetup(
 }
 
 /** Runs `oauth login` with the device-code flow and approves the code, as the user would in a browser elsewhere. */
-async function deviceLogin({ endpoint, bridge, outputs }: Setup): Promise<string> {
+async function deviceLogin(setup: Setup): Promise<string> {
+  const result = await deviceLoginResult(setup);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  return result.stdout;
+}
+
+async function deviceLoginResult({ endpoint, bridge, outputs }: Setup): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const cli = startCli(['oauth', 'login', 'provider', '-c', bridge.file], 60_000);
   cli.child.stdin!.end();
   const [, url, code] = await cli.waitForOutput(/open (\S+) in any browser and enter the code (\S+)/);
@@ -60,8 +67,7 @@ async function deviceLogin({ endpoint, bridge, outputs }: Setup): Promise<string
   endpoint.approveDevice(code);
   const result = await cli.done;
   outputs.push(result.stdout, result.stderr);
-  assert.equal(result.code, 0, cli.output());
-  return result.stdout;
+  return result;
 }
 
 function alerts(file: string): { event: string; upstream: string; reason: string }[] {
@@ -79,8 +85,9 @@ test('device-code flow: prints the address and code, waits out authorization_pen
   await withLoginSetup({ flow: 'device', endpoint: { slowDownOnce: true } }, async (setup) => {
     const { endpoint, upstream, bridge, tokenFile } = setup;
     const stdout = await deviceLogin(setup);
-    assert.match(stdout, /logged in: upstream provider as relay@example\.net; refresh token saved in .*provider\.json/);
+    assert.match(stdout, /logged in: upstream provider; refresh token saved in .*provider\.json/);
     assert.match(stdout, /access token valid until \d{4}-\d\d-\d\dT/);
+    assert.match(stdout, /the provider accepted XOAUTH2 as relay@example\.net/);
     const polls = endpoint.requests.filter((r) => r.grant_type === 'urn:ietf:params:oauth:grant-type:device_code');
     assert.deepEqual(
       polls.map((r) => r.outcome),
@@ -193,5 +200,14 @@ test('invalid_grant: alert once, mail stays queued, oauth status says why; oauth
     setup.outputs.push(afterLogin.stdout, afterLogin.stderr);
     assert.equal((JSON.parse(afterLogin.stdout) as { state: string }[])[0].state, 'logged in');
     setup.outputs.push(await readFile(alertFile, 'utf8'));
+  });
+});
+
+test('a sign-in the provider does not accept for auth.user (another account signed in): exit 1 with its reply', async () => {
+  await withLoginSetup({ flow: 'device', upstreamUser: 'someone-else@example.net' }, async (setup) => {
+    const result = await deviceLoginResult(setup);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /the provider did not accept XOAUTH2 as relay@example\.net: AUTH XOAUTH2: 535 5\.7\.3/);
+    assert.ok((await readTokenFile(setup.tokenFile)).refresh_token, 'the token file was not kept');
   });
 });

@@ -23,6 +23,8 @@ export interface OAuthSetup {
 export interface OAuthBridgeOptions {
   pki: Pki;
   endpoint?: TokenEndpointOptions;
+  /** The account the upstream accepts; default OAUTH_USER, the one the config logs in as. */
+  upstreamUser?: string;
   /** How the XOAUTH2-only upstream refuses a dead token. */
   refusal?: '535' | '334';
   /** Which login endpoints the config names: `device` (Microsoft-like), `browser` (Google-like), or both. */
@@ -49,7 +51,7 @@ export async function withOAuthBridge(options: OAuthBridgeOptions, body: (setup:
   const upstream = await startUpstream({
     pki,
     mode: 'implicit',
-    xoauth2: { user: OAUTH_USER, isLive: endpoint.isLive, refusal: options.refusal },
+    xoauth2: { user: options.upstreamUser ?? OAUTH_USER, isLive: endpoint.isLive, refusal: options.refusal },
   });
   const endpoints = {
     tokenUrl: endpoint.tokenUrl,
