@@ -148,7 +148,11 @@ test('authorization code + PKCE: the browser on another machine, the user pastes
     const page = await fetch(authorizeUrl, { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
     assert.equal(page.status, 302);
     const landed = page.headers.get('location')!;
-    cli.child.stdin!.write('not an address\n');
+    // A stray request on the loopback port and an address from another login are turned away; the login waits on.
+    const redirect = new URL(landed);
+    const stray = await fetch(`${redirect.origin}/?code=forged&state=guess`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(stray.status, 404);
+    cli.child.stdin!.write(`${redirect.origin}/?code=old&state=from-another-login\n`);
     await cli.waitForOutput(/That is not the address/);
     cli.child.stdin!.end(`${landed}\n`);
     const result = await cli.done;

@@ -52,7 +52,7 @@ export async function authorizationCodeLogin(
     say(
       `If the browser runs on another machine, it ends on a page at ${redirectUri} that fails to load: copy that page's address from the address bar and paste it here.`,
     );
-    const returned = await waitForRedirect(listener, lines, say);
+    const returned = await waitForRedirect(listener, lines, state, say);
     let callback: URLSearchParams;
     try {
       callback = oauth.validateAuthResponse(authServer, client, returned, state);
@@ -91,8 +91,13 @@ function listen(port: number): Promise<Server> {
   });
 }
 
-/** The redirect's query, from whichever comes first: the browser at the loopback listener, or a pasted address. */
-function waitForRedirect(listener: Server, lines: AsyncIterable<string>, say: (line: string) => void): Promise<URL> {
+/**
+ * The redirect's query, from whichever comes first: the browser at the
+ * loopback listener, or a pasted address. Only an answer to this login (its
+ * `state`) counts: anything else on the port, or pasted, is turned away and
+ * the wait goes on, so a stray request cannot end or hijack the login.
+ */
+function waitForRedirect(listener: Server, lines: AsyncIterable<string>, state: string, say: (line: string) => void): Promise<URL> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no login within 10 minutes; run the command again')), LOGIN_TIMEOUT_MS);
     const done = (url: URL) => {
@@ -101,7 +106,7 @@ function waitForRedirect(listener: Server, lines: AsyncIterable<string>, say: (l
     };
     listener.on('request', (req, res) => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-      if (!url.searchParams.has('code') && !url.searchParams.has('error')) {
+      if (!isAnswer(url, state)) {
         res.writeHead(404).end();
         return;
       }
@@ -110,18 +115,21 @@ function waitForRedirect(listener: Server, lines: AsyncIterable<string>, say: (l
     });
     void (async () => {
       for await (const line of lines) {
-        const pasted = parsePasted(line);
-        if (pasted) return done(pasted);
-        if (line.trim()) say('That is not the address the browser ended on (it has code= in it); try again.');
+        const pasted = parseUrl(line.trim());
+        if (pasted && isAnswer(pasted, state)) return done(pasted);
+        if (line.trim()) say('That is not the address the browser ended on for this login (it has code= and state= in it); try again.');
       }
     })();
   });
 }
 
-function parsePasted(line: string): URL | undefined {
+function isAnswer(url: URL, state: string): boolean {
+  return url.searchParams.get('state') === state && (url.searchParams.has('code') || url.searchParams.has('error'));
+}
+
+function parseUrl(text: string): URL | undefined {
   try {
-    const url = new URL(line.trim());
-    return url.searchParams.has('code') || url.searchParams.has('error') ? url : undefined;
+    return new URL(text);
   } catch {
     return undefined;
   }
