@@ -70,7 +70,11 @@ export class TokenRefresher {
   /** Keeps the refresh token alive while no mail flows: one refresh per idle_refresh at least. */
   startIdleRefresh(): void {
     if (this.settings.grant !== 'refresh_token') return;
-    void this.scheduleIdleRefresh();
+    void this.scheduleIdleRefresh().then(() => {
+      const { upstream, tokenFile } = this.settings;
+      if (!this.tokens?.refresh_token)
+        this.logger.warn({ upstream, token_file: tokenFile }, `not logged in yet: mail queues until smtp-bridge oauth login ${upstream}`);
+    });
   }
 
   stop(): void {
