@@ -251,8 +251,8 @@ export class SmtpTransport implements Transport {
     } catch (err) {
       if (refreshed || used === undefined || (err as SmtpError).responseCode !== 535) throw err;
       refreshed = true;
-      used = await tokens.replaceRefused(used);
-      // nodemailer's XOAuth2 keeps the token it was handed; this one must ask again.
+      await tokens.replaceRefused(used);
+      // nodemailer's XOAuth2 keeps the token it was handed; the retry must ask for the new one.
       oauth2.accessToken = false;
       await attempt();
     }
