@@ -68,7 +68,14 @@ const ACTIONS = {
   failed: ({ spool, json }: ActionContext) =>
     listArea(spool, 'failed', json, {
       header: ['ID', 'FAILED AT', 'DEVICE', 'FROM', 'TO', 'REASON'],
-      row: (m) => [m.id, m.state.failedAt ?? '', m.conn.device, m.envelope.sender || '<>', m.envelope.to.join(','), m.state.reason ?? ''],
+      row: (m) => [
+        m.id,
+        m.state.failedAt ?? '',
+        m.conn.device,
+        m.envelope.sender || '<>',
+        m.envelope.to.join(','),
+        withHint(m.state.reason),
+      ],
       none: 'no failed messages',
       count: 'failed',
     }),
