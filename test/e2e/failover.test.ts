@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -139,4 +140,25 @@ ${providerYaml({ name: 'primary', port: primary.port, caFile: pki.caFile, passwo
       }
     },
   );
+});
+
+test('a primary that swallows connections: one connect_timeout, then the fallback goes first for a while', async () => {
+  const swallowed: net.Socket[] = [];
+  const silent = net.createServer((socket) => swallowed.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    await withChain({ port: (silent.address() as net.AddressInfo).port }, async ({ bridge, backup }) => {
+      assert.equal((await send(bridge)).code, 250);
+      await backup.waitForMessages(1, 10_000);
+      assert.equal(swallowed.length, 1);
+      const started = Date.now();
+      const second = await send(bridge);
+      assert.match(second.response ?? '', /Relayed: 250/);
+      assert.ok(Date.now() - started < 1500, 'the second message waited for the silent primary again');
+      assert.equal(swallowed.length, 1, 'the silent primary was tried again at once');
+    });
+  } finally {
+    for (const socket of swallowed) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
 });
