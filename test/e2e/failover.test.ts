@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type LogLine, type TestBridge } from '../support/bridge.js';
-import { waitUntil } from '../support/oauth.js';
+import { waitUntil } from '../support/wait.js';
 import { sendThrough } from '../support/send.js';
 import { makePki, type Pki } from '../support/pki.js';
 import { freePort } from '../support/ports.js';
-import { runCli } from '../support/process.js';
+import { runCli } from '../support/cli.js';
 import { providerYaml } from '../support/provider-yaml.js';
 import { startUpstream, type SmtpReply, type Upstream } from '../support/upstream.js';
 
@@ -122,7 +122,7 @@ ${providerYaml({ name: 'primary', port: primary.port, caFile: pki.caFile, passwo
         });
         try {
           assert.equal((await send(bridge)).code, 250);
-          await waitUntil(() => line(bridge, 'deferred') !== undefined, 'a deferred line');
+          await waitUntil('a deferred line', () => line(bridge, 'deferred') !== undefined);
           const deferred = line(bridge, 'deferred')!;
           assert.match(String(deferred.response), /^primary: AUTH PLAIN: 535 5\.7\.8 .*; backup: AUTH PLAIN: 535 5\.7\.8 /);
           assert.match(String(deferred.hint), /wrong account or app password/);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pythonSmtplib } from '../support/clients.js';
+import { pythonSmtplib } from '../support/python-client.js';
 import { assertNoTokens, readTokenFile, writeTokenFile } from '../support/oauth.js';
 import { makePki, type Pki } from '../support/pki.js';
 import { freePort } from '../support/ports.js';

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestBridge } from '../support/bridge.js';
-import { readTokenFile, waitUntil } from '../support/oauth.js';
+import { readTokenFile } from '../support/oauth.js';
+import { waitUntil } from '../support/wait.js';
 import { OAUTH_FROM, withOAuthBridge, type OAuthBridgeOptions, type OAuthSetup } from '../support/oauth-bridge.js';
 import { sendThrough } from '../support/send.js';
 import { makePki, type Pki } from '../support/pki.js';
@@ -79,7 +80,7 @@ test('expiry during a burst of 50 messages at concurrency 5: exactly one refresh
         'a dead token was offered',
       );
       assert.ok(upstream.authAttempts.length >= 2 && upstream.authAttempts.length <= 6, `${upstream.authAttempts.length} logins`);
-      await waitUntil(() => delivered(bridge) === 51, '51 delivered lines');
+      await waitUntil('51 delivered lines', () => delivered(bridge) === 51);
     },
   );
 });
@@ -113,7 +114,7 @@ for (const refusal of ['535', '334'] as const) {
 
 test('idle: the refresh token is used every idle_refresh even with no mail, and each rotation is kept', async () => {
   await withOAuth({ oauth: ['idle_refresh: 700'] }, async ({ endpoint, bridge, tokenFile }) => {
-    await waitUntil(() => endpoint.refreshes() >= 3, 'three idle refreshes', 8000);
+    await waitUntil('three idle refreshes', () => endpoint.refreshes() >= 3, 8000);
     assert.ok(
       endpoint.requests.every((r) => r.outcome === 'ok'),
       'a rotated-out refresh token was used',

@@ -4,10 +4,11 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { readTokenFile, waitUntil } from '../support/oauth.js';
+import { readTokenFile } from '../support/oauth.js';
+import { waitUntil } from '../support/wait.js';
 import { OAUTH_FROM, withOAuthBridge, type OAuthSetup } from '../support/oauth-bridge.js';
 import { makePki, type Pki } from '../support/pki.js';
-import { runCli, startCli } from '../support/process.js';
+import { runCli, startCli } from '../support/cli.js';
 import { sendThrough } from '../support/send.js';
 import type { TokenEndpointOptions } from '../support/token-endpoint.js';
 
@@ -90,9 +91,8 @@ function alerts(file: string): { event: string; upstream: string; reason: string
 test('device-code flow: prints the address and code, waits out authorization_pending and slow_down, writes a 0600 token file', async () => {
   await withLoginSetup({ flow: 'device', endpoint: { slowDownOnce: true } }, async (setup) => {
     const { endpoint, upstream, bridge, tokenFile } = setup;
-    await waitUntil(
-      () => bridge.logs.some((l) => l.level === 'warn' && l.upstream === 'provider' && /^not logged in yet/.test(l.msg)),
-      'the not-logged-in warning at start',
+    await waitUntil('the not-logged-in warning at start', () =>
+      bridge.logs.some((l) => l.level === 'warn' && l.upstream === 'provider' && /^not logged in yet/.test(l.msg)),
     );
     const stdout = await deviceLogin(setup);
     assert.match(stdout, /logged in: upstream provider; refresh token saved in .*provider\.json/);
@@ -184,14 +184,14 @@ test('invalid_grant: alert once, mail stays queued, oauth status says why; oauth
       assert.equal(result.code, 250, result.transcript);
       assert.match(result.response ?? '', /Queued as/);
     }
-    await waitUntil(() => bridge.logs.filter((l) => l.msg === 'deferred').length === 3, 'the first attempt of each message');
+    await waitUntil('the first attempt of each message', () => bridge.logs.filter((l) => l.msg === 'deferred').length === 3);
     const failed = bridge.logs.filter((l) => l.msg === 'oauth token refresh failed');
     assert.equal(failed[0].error, 'invalid_grant');
     assert.match(String(failed[0].error_description), /AADSTS70000/);
     assert.match(String(failed[0].hint), /oauth login/);
     // Refused for good: the provider is not asked again until the token file changes.
     assert.equal(endpoint.requests.filter((r) => r.grant_type === 'refresh_token').length, 1);
-    await waitUntil(() => alerts(alertFile).length > 0, 'the alert');
+    await waitUntil('the alert', () => alerts(alertFile).length > 0);
     assert.deepEqual(
       alerts(alertFile).map((a) => [a.event, a.upstream]),
       [['upstream-auth-failed', 'provider']],
@@ -209,7 +209,7 @@ test('invalid_grant: alert once, mail stays queued, oauth status says why; oauth
     const stdout = await deviceLogin(setup);
     assert.match(stdout, /3 queued messages for provider due now/);
     await upstream.waitForMessages(3, 15_000);
-    await waitUntil(() => alerts(alertFile).length === 2, 'the recovery alert');
+    await waitUntil('the recovery alert', () => alerts(alertFile).length === 2);
     assert.equal(alerts(alertFile)[1].event, 'upstream-auth-recovered');
     assert.ok(bridge.logs.some((l) => l.msg === 'oauth token file replaced, using the new login'));
     const afterLogin = await runCli(['oauth', 'status', 'provider', '-c', bridge.file, '--json']);

@@ -1,4 +1,4 @@
-import { execFile, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /*
@@ -46,4 +46,70 @@ export function runCliSync(
   { input = '', env = {} }: { input?: string; env?: NodeJS.ProcessEnv } = {},
 ): SpawnSyncReturns<string> {
   return spawnSync(NODE, [CLI, ...args], { input, encoding: 'utf8', timeout: CLI_TIMEOUT_MS, env: { ...process.env, ...env } });
+}
+
+export interface CliRun {
+  child: ChildProcess;
+  /** stdout and stderr so far, interleaved as they arrived. */
+  output(): string;
+  /** Resolves with the first match of `pattern` in the output. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** A CLI command as a user runs it, killed after `timeoutMs` at the latest; the test may talk to it on stdin. */
+export function startCli(args: string[], timeoutMs = 30_000): CliRun {
+  const child = spawn(NODE, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let all = '';
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const waiter of waiters) waiter();
+  };
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    all += chunk.toString();
+    wake();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    all += chunk.toString();
+    wake();
+  });
+  child.stdin!.on('error', () => {});
+  const limit = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(limit);
+      wake();
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return {
+    child,
+    output: () => all,
+    done,
+    waitForOutput: (pattern, waitMs = 10_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(all);
+          if (match) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(match);
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            reject(new Error(`the command ended without printing ${pattern}: ${all}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no ${pattern} within ${waitMs} ms: ${all}`));
+        }, waitMs);
+        waiters.add(check);
+        check();
+      }),
+  };
 }

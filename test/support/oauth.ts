@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Writes a token file as `oauth login` leaves it, so a test can start logged in. */
 export async function writeTokenFile(file: string, refreshToken: string): Promise<void> {
@@ -18,13 +17,4 @@ export function assertNoTokens(outputs: string[], issued: string[]): void {
   assert.ok(issued.length > 0, 'the endpoint issued no tokens, so this check proves nothing');
   const text = outputs.join('\n');
   for (const token of issued) assert.ok(!text.includes(token), `a token appears in the output: ${token.slice(0, 6)}…`);
-}
-
-/** Polls `condition` every 25 ms until it holds or `timeoutMs` passes. */
-export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
 }

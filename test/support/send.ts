@@ -1,5 +1,5 @@
 import type { TestBridge } from './bridge.js';
-import { nodemailerClient, type NodemailerResult } from './clients.js';
+import { nodemailerClient, type NodemailerResult } from './nodemailer-client.js';
 
 let counter = 0;
 
