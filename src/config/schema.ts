@@ -210,8 +210,8 @@ const oauthSchema = z.strictObject({
     .default('refresh_token'),
   /** Where the refresh token lives; tokens/UPSTREAM.json next to the config file when absent (filled in below). */
   token_file: nonEmpty.optional(),
-  /** A refresh token unused for long dies (Microsoft: 90 days, a Google app in Testing: 7 days). */
-  idle_refresh: duration.default(86_400_000),
+  /** A refresh token unused for long dies (Microsoft: after 90 days); one refresh per interval keeps it alive. */
+  idle_refresh: duration('20d').default(86_400_000),
 });
 
 const smtpUpstreamSchema = z.strictObject({

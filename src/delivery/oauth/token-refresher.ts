@@ -105,7 +105,7 @@ export class TokenRefresher {
           () => this.scheduleIdleRefresh(),
           () => this.scheduleIdleRefresh(true), // already logged and alerted by refresh()
         ),
-      Math.min(wait, 2 ** 31 - 1),
+      wait,
     );
     this.idleTimer.unref();
   }
