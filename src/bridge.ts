@@ -79,7 +79,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     await inbound.stop();
     kicks.close();
     await scheduler.stop();
-    for (const account of accounts.values()) account.stop();
+    await Promise.all([...accounts.values()].map((account) => account.stop()));
     throw err;
   });
   for (const account of accounts.values()) account.startIdleRefresh();
@@ -90,7 +90,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     async stop() {
       kicks.close();
       await Promise.all([inbound.stop(), scheduler.stop()]);
-      for (const account of accounts.values()) account.stop();
+      await Promise.all([...accounts.values()].map((account) => account.stop()));
       logger.info('stopped');
     },
   };

@@ -49,6 +49,8 @@ export interface TokenEndpoint {
   issued: string[];
   /** How many refresh_token grants succeeded. */
   refreshes(): number;
+  /** Access tokens issued from now on work this long. */
+  setAccessLifetime(ms: number): void;
   /** A refresh token as `oauth login` would have left it, for tests that start logged in. */
   issueRefreshToken(): string;
   isLive(accessToken: string): boolean;
@@ -63,7 +65,7 @@ const HOST = '127.0.0.1';
 
 export async function startTokenEndpoint(options: TokenEndpointOptions = {}): Promise<TokenEndpoint> {
   const clientId = options.clientId ?? 'test-client';
-  const lifetime = options.accessLifetimeMs ?? 60_000;
+  let lifetime = options.accessLifetimeMs ?? 60_000;
   const slack = options.advertisedSlackSeconds ?? 600;
   const rotate = options.rotate ?? true;
   const requests: TokenRequest[] = [];
@@ -223,6 +225,9 @@ export async function startTokenEndpoint(options: TokenEndpointOptions = {}): Pr
     requests,
     issued,
     refreshes: () => requests.filter((r) => r.grant_type === 'refresh_token' && r.outcome === 'ok').length,
+    setAccessLifetime(ms) {
+      lifetime = ms;
+    },
     issueRefreshToken() {
       const refresh = token('rt-');
       refreshTokens.add(refresh);

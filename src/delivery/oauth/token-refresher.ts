@@ -77,9 +77,11 @@ export class TokenRefresher {
     });
   }
 
-  stop(): void {
+  /** Ends idle refreshing and waits out a refresh in flight, whose new refresh token must reach the disk. */
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.idleTimer);
+    await this.refreshing?.catch(() => {});
   }
 
   /**
