@@ -1,49 +1,24 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { truncate } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
-import { ConfigError, loadConfig, MAX_CONFIG_BYTES } from '../../src/config/load.js';
+import { loadConfig, MAX_CONFIG_BYTES } from '../../src/config/load.js';
+import { HEAD, issuesOf, tempDir, writeConfig } from '../support/config-files.js';
 
 /** Issue 9 item 11: a config file that is huge, absurd or an alias bomb gets one clear line per problem, with key and line. */
 
-const VALID = [
-  'listen:',
-  '  - { port: 2525, tls: none }',
-  'upstreams:',
-  '  local: { type: directory, path: captured }',
-  'devices:',
-  '  doorphone:',
-  '    password: door-secret',
-  '    senders: ["door@example.com"]',
-  '    upstream: local',
-];
+/** A config that loads; what a test appends starts at line 10. */
+const VALID = [...HEAD, '    password: door-secret', '    senders: ["door@example.com"]', '    upstream: local'];
 
-async function configFile(t: TestContext, text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'smtp-bridge-abuse-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const file = join(dir, 'bridge.yaml');
-  await writeFile(file, text, { mode: 0o600 });
-  return file;
-}
-
-async function issuesOf(file: string): Promise<string[]> {
-  const err = await loadConfig(file).then(
-    () => assert.fail('the config loaded, but it should have been refused'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-  return err.issues;
-}
+const configFile = (t: TestContext, text: string) => writeConfig(tempDir(t), [text]);
 
 test('a config file over 1 MiB is refused before it is parsed', async (t) => {
-  const file = await configFile(t, VALID.join('\n'));
+  const file = configFile(t, VALID.join('\n'));
   await truncate(file, 61 * 1024 * 1024);
   const before = process.memoryUsage().rss;
   assert.deepEqual(await issuesOf(file), ['the file is larger than 1 MiB; a config is a few kilobytes']);
   assert.ok(process.memoryUsage().rss - before < 64 * 1024 * 1024, 'reading it did not take the file into memory');
   // Just under the cap is still a config (comments pad it).
-  const padded = await configFile(t, `${VALID.join('\n')}\n${'#'.repeat(MAX_CONFIG_BYTES - VALID.join('\n').length - 2)}\n`);
+  const padded = configFile(t, `${VALID.join('\n')}\n${'#'.repeat(MAX_CONFIG_BYTES - VALID.join('\n').length - 3)}\n`);
   await loadConfig(padded, { skipSecrets: true });
 });
 
@@ -56,7 +31,7 @@ test('a YAML alias bomb is named by key and line', async (t) => {
     'x-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
     'x-e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]',
   ];
-  const [issue, ...rest] = await issuesOf(await configFile(t, bomb.join('\n')));
+  const [issue, ...rest] = await issuesOf(configFile(t, bomb.join('\n')));
   assert.deepEqual(rest, []);
   assert.match(issue, /^x-c\[0\]: aliases expand too far \(.*\); write the values out instead \(line 12\)$/);
 });
@@ -71,7 +46,7 @@ test('a few ordinary aliases are still fine', async (t) => {
     '    senders: *senders',
     '    upstream: local',
   ];
-  const { config } = await loadConfig(await configFile(t, lines.join('\n')), { skipSecrets: true });
+  const { config } = await loadConfig(configFile(t, lines.join('\n')), { skipSecrets: true });
   assert.deepEqual(config.devices.printer.senders, ['door@example.com']);
 });
 
@@ -91,7 +66,7 @@ test('every number and duration has an upper bound, named with key and line', as
     'lockout: { ip_failures: 101, username_failures: 1e300, window: 2d, duration: 8d, max_duration: 8d, ipv6_prefix: 129 }', // 20
     'alert: { command: "true", timeout: 1h }', // 21
   ];
-  assert.deepEqual(await issuesOf(await configFile(t, lines.join('\n'))), [
+  assert.deepEqual(await issuesOf(configFile(t, lines.join('\n'))), [
     'devices.doorphone.max_recipients: must be at most 10000 (line 10)',
     'devices.doorphone.limits.messages[0]: "99999999999/1h" is too large: at most 100000 per at most 31d (line 11)',
     'devices.doorphone.limits.recipients[0]: "10/99999d" is too large: at most 100000 per at most 31d (line 11)',
