@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -7,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
 import { captureYaml } from '../support/capture-config.js';
 import { LineClient } from '../support/line-client.js';
-import { CLI } from '../support/cli.js';
+import { runCli } from '../support/cli.js';
 
 /**
  * Firmware that ends DATA with <LF>.<LF>. By default that line is content
@@ -52,10 +51,11 @@ async function startData(client: LineClient, from: string): Promise<LineClient> 
   return client;
 }
 
-test('the opt-in is logged at start, naming the device, like cleartext AUTH, and check-config shows it', () => {
+test('the opt-in is logged at start, naming the device, like cleartext AUTH, and check-config shows it', async () => {
   const warned = bridge.logs.filter((line) => line.level === 'warn' && /allow_bare_lf_dot/.test(line.msg)).map((line) => line.device);
   assert.deepEqual(warned.sort(), ['nvr', 'oldcam']);
-  const summary = execFileSync(process.execPath, [CLI, 'check-config', '-c', bridge.file], { encoding: 'utf8' });
+  const { code, stdout: summary } = await runCli(['check-config', '-c', bridge.file]);
+  assert.equal(code, 0);
   const optedIn = summary.split('\n').filter((line) => line.includes('allow_bare_lf_dot'));
   assert.equal(optedIn.length, 2, summary);
 });
