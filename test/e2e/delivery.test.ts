@@ -109,7 +109,9 @@ test('expiry: a message undeliverable for longer than max_age moves to the faile
     const id = queueIdOf(result.transcript);
     const expired = await bridge.waitForLog((l) => l.msg === 'expired' && l.queue_id === id);
     assert.equal(expired.level, 'error');
-    await waitUntil('the message in the failed area', () => spoolFiles(bridge, 'failed').includes(`${id}.msg`));
+    // The attempt is over once its lock on the queue file is gone, which is after the move to failed/.
+    await bridge.waitForLog((l) => l.msg === 'attempt finished' && l.queue_id === id && l.attempt === expired.attempt);
+    assert.ok(spoolFiles(bridge, 'failed').includes(`${id}.msg`), 'the expired message is not in the failed area');
     const state = JSON.parse(await readFile(join(bridge.dir, 'spool', 'failed', `${id}.state`), 'utf8'));
     assert.match(state.reason, /^expired after \d+ attempts: .*ECONNREFUSED/);
     assert.deepEqual(spoolFiles(bridge, 'queue'), []);
