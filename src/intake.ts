@@ -3,6 +3,7 @@ import type { Cleanup } from './cleanup/cleanup.js';
 import type { Scheduler, Verdict } from './delivery/scheduler.js';
 import { refuse, replies } from './inbound/replies.js';
 import type { Intake, Reply } from './inbound/submission.js';
+import type { EventSink } from './events.js';
 import type { Arrival, ConnState } from './message.js';
 import type { Logger } from './observe/logger.js';
 import { newQueueId, type SpoolStore } from './spool/store.js';
@@ -16,7 +17,7 @@ const STORAGE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS'])
  * delivery, and the device hears the provider's verdict when it comes
  * quickly, "queued" otherwise.
  */
-export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Scheduler, logger: Logger): Intake {
+export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Scheduler, logger: Logger, events: EventSink): Intake {
   const storage = new StorageCondition(logger);
   return {
     async spool(arrival: Arrival, body: Readable) {
@@ -52,6 +53,8 @@ export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Sch
             },
             'accepted',
           );
+          const { device, clientIp, tls, saslMethod: mechanism } = conn;
+          events({ type: 'accepted', device, upstream: envelope.upstream, clientIp, tls, mechanism });
           return replyFor(await scheduler.submit(message));
         },
       };

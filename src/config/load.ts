@@ -169,6 +169,7 @@ function resolvePaths(config: Config, base: string): void {
   for (const device of Object.values(config.devices)) {
     if (device.password_file) device.password_file = at(device.password_file);
   }
+  if (config.http?.password_file) config.http.password_file = at(config.http.password_file);
 }
 
 function describeIssue(issue: z.core.$ZodIssue, raw: object, doc: Document, lineCounter: LineCounter): string[] {

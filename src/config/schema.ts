@@ -355,6 +355,30 @@ const alertSchema = z.strictObject({
   command: nonEmpty.optional(),
   webhook: z.url({ protocol: /^https?$/, error: (iss) => `not an http(s) URL: ${quoted(iss.input)}` }).optional(),
   timeout: duration('5m').default(10_000),
+  upstream_failing_after: duration('30d').default(15 * 60_000),
+  queue_age: duration('30d').default(3_600_000),
+});
+
+/** "ADDRESS:PORT", with IPv6 addresses in brackets ("[::1]:8025"). */
+const hostPort = z.string({ error: 'must be ADDRESS:PORT, like 127.0.0.1:8025' }).transform((value, ctx) => {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const host = match?.[1] ?? match?.[2];
+  const number = Number(match?.[3]);
+  if (!host || isIP(host) === 0 || number < 1 || number > 65535) {
+    ctx.addIssue({ code: 'custom', message: `not ADDRESS:PORT: ${quoted(value)} (use e.g. 127.0.0.1:8025 or [::1]:8025)` });
+    return z.NEVER;
+  }
+  return { host, port: number };
+});
+
+/** Whether only this machine can reach an address: anything else needs a password. */
+export function isLoopback(host: string): boolean {
+  return /^127\./.test(host) || host === '::1' || /^::ffff:127\./i.test(host);
+}
+
+const httpSchema = z.strictObject({
+  listen: hostPort,
+  ...secretSources,
 });
 
 const logSchema = z.strictObject({
@@ -493,6 +517,19 @@ function crossFieldChecks(config: z.output<typeof configFields>, ctx: z.Refineme
         ctx.addIssue({ code: 'custom', path: at, message: `${quoted(other)} has a fallback of its own; list every upstream here instead` });
     });
   }
+  const http = config.http;
+  if (http && isRecord(http)) {
+    const sources = (['password', 'password_env', 'password_file'] as const).filter((key) => http[key] !== undefined);
+    if (sources.length > 1)
+      ctx.addIssue({ code: 'custom', path: ['http', sources[1]], message: 'give at most one of password, password_env, password_file' });
+    // A listen value that did not parse is still a string here, with its own error.
+    if (sources.length === 0 && isRecord(http.listen) && !isLoopback(http.listen.host))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['http', 'listen'],
+        message: `${http.listen.host} is reachable from other machines: give http.password, password_env or password_file (HTTP basic auth)`,
+      });
+  }
   if (config.alert && isRecord(config.alert) && !config.alert.command && !config.alert.webhook) {
     ctx.addIssue({ code: 'custom', path: ['alert'], message: 'give a command, a webhook, or both' });
   }
@@ -528,6 +565,7 @@ const configFields = z.strictObject({
   lockout: lockoutSchema.default(LOCKOUT_DEFAULTS),
   limits: limitsSchema.default(LIMITS_DEFAULTS),
   alert: alertSchema.optional(),
+  http: httpSchema.optional(),
 });
 
 type UpstreamAuth = z.output<typeof smtpUpstreamSchema>['auth'];
@@ -599,5 +637,6 @@ export type OAuthSettings = NonNullable<SmtpUpstream['auth']['oauth']>;
 export type Rate = z.output<typeof rate>;
 export type LockoutSettings = Config['lockout'];
 export type AlertSettings = NonNullable<Config['alert']>;
+export type HttpSettings = NonNullable<Config['http']>;
 export type DeliverySettings = Config['delivery'];
 export type LimitSettings = Config['limits'];

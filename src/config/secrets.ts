@@ -57,6 +57,7 @@ export async function resolveSecrets(
           ]
         : [],
     ),
+    ...(config.http ? [{ path: ['http'], holder: config.http, key: 'password' as const }] : []),
   ];
   // Windows reports no group/other bits worth trusting, so the check would only cry wolf there.
   const exposedMode = process.platform !== 'win32' && (options.configFileMode & 0o044) !== 0;

@@ -1,4 +1,5 @@
 import type { DeliverySettings } from '../config/schema.js';
+import { ignoreEvents, type EventSink } from '../events.js';
 import type { Logger } from '../observe/logger.js';
 import type { SpooledMessage, SpoolStore } from '../spool/store.js';
 import { nextDelay } from './backoff.js';
@@ -54,6 +55,7 @@ export class Scheduler {
     private readonly logger: Logger,
     private readonly hold: DeviceHold = { isHeld: () => false },
     private readonly clock: Clock = systemClock,
+    private readonly events: EventSink = ignoreEvents,
   ) {}
 
   /** Picks up every message already in the spool, e.g. after a restart or a crash. */
@@ -238,6 +240,7 @@ export class Scheduler {
         result = pending.length
           ? await transport.send({ sender: envelope.sender, to: pending }, () => this.spool.openBody(message.id))
           : { response: 'no recipients left', accepted: [], refused: [] };
+        if (pending.length) this.events({ type: 'upstream-ok', upstream: envelope.upstream });
       } catch (err) {
         const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
         result = {
@@ -250,6 +253,12 @@ export class Scheduler {
           })),
         };
         this.noteLaneFailure(lane, failure);
+        this.events({
+          type: 'upstream-error',
+          upstream: envelope.upstream,
+          response: failure.message,
+          backoffUntil: failure.unreachable ? lane.backoffUntil : undefined,
+        });
       }
       if (result.accepted.length > 0) lane.failures = 0;
       const delay_ms = this.clock.now() - Date.parse(envelope.receivedAt);
@@ -259,6 +268,7 @@ export class Scheduler {
       state.refused.push(...permanent.map(({ address, response }) => ({ address, response })));
       if (result.accepted.length > 0) {
         this.logger.info({ ...context, via: result.via, to: result.accepted, response: result.response, delay_ms }, 'delivered');
+        this.events({ type: 'delivered', device: conn.device, upstream: result.via ?? envelope.upstream, delayMs: delay_ms });
       }
       for (const refusal of permanent) {
         this.logger.error(
@@ -273,7 +283,7 @@ export class Scheduler {
           return { status: 'delivered', response: result.response };
         }
         const reason = state.refused.map((r) => `${r.address}: ${r.response}`).join('; ');
-        await this.fail(message, reason);
+        await this.fail(message, reason, 'bounced');
         if (state.delivered.length > 0) return queued;
         return { status: 'refused', code: permanent[0]?.code ?? 554, response: permanent[0]?.response ?? reason };
       }
@@ -283,7 +293,7 @@ export class Scheduler {
       const age = this.clock.now() - Date.parse(envelope.receivedAt);
       if (age >= this.settings.max_age) {
         this.logger.error({ ...context, response: state.lastError, delay_ms }, 'expired');
-        await this.fail(message, `expired after ${attempt} attempts: ${state.lastError}`);
+        await this.fail(message, `expired after ${attempt} attempts: ${state.lastError}`, 'expired');
         return queued;
       }
       const next = this.clock.now() + nextDelay(attempt, this.settings.retry_initial, this.settings.retry_max);
@@ -299,6 +309,7 @@ export class Scheduler {
         },
         'deferred',
       );
+      this.events({ type: 'deferred', device: conn.device, upstream: envelope.upstream, response: state.lastError });
       if (await this.spool.saveState(message)) this.due.set(message.id, dueOf(message, next));
       return queued;
     } finally {
@@ -313,10 +324,18 @@ export class Scheduler {
     lane.backoffUntil = this.clock.now() + nextDelay(lane.failures, this.settings.retry_initial, this.settings.retry_max);
   }
 
-  private async fail(message: SpooledMessage, reason: string): Promise<void> {
+  private async fail(message: SpooledMessage, reason: string, why: 'bounced' | 'expired'): Promise<void> {
     message.state.failedAt = new Date(this.clock.now()).toISOString();
     message.state.reason = reason;
     await this.spool.move(message, 'queue', 'failed');
+    this.events({
+      type: 'failed',
+      device: message.conn.device,
+      upstream: message.envelope.upstream,
+      queueId: message.id,
+      reason: why,
+      response: reason,
+    });
   }
 }
 

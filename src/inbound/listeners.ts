@@ -1,5 +1,6 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { LimitSettings, Listener } from '../config/schema.js';
+import type { EventSink } from '../events.js';
 import type { Logger } from '../observe/logger.js';
 import type { PolicyStage } from '../policy/stage.js';
 import { BridgeServer } from './connection.js';
@@ -22,6 +23,7 @@ export interface InboundOptions {
   policy: PolicyStage;
   intake: Intake;
   logger: Logger;
+  events: EventSink;
 }
 
 /** What smtp-server's errors carry beside the message. */
@@ -46,6 +48,7 @@ export class Inbound {
       intake: this.options.intake,
       logger,
       maxMessageSize: this.options.maxMessageSize,
+      events: this.options.events,
     });
     const { limits } = this.options;
     const connections = new ConnectionLimits(limits, logger);
@@ -137,6 +140,11 @@ export class Inbound {
       else logger.info(fields, 'listening');
     }
     return running;
+  }
+
+  /** Whether each started listener still accepts connections, in start order. */
+  listening(): boolean[] {
+    return this.servers.map((server) => server.server.listening);
   }
 
   /** Stops accepting, lets sessions finish (up to closeTimeout), then closes what is left. */

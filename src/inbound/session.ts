@@ -1,6 +1,7 @@
 import type tls from 'node:tls';
 import type { SMTPServerAddress, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { formatRate } from '../config/schema.js';
+import type { EventSink } from '../events.js';
 import type { Arrival, ConnState } from '../message.js';
 import type { Logger } from '../observe/logger.js';
 import type { AuthRefusal } from '../policy/authenticator.js';
@@ -29,6 +30,7 @@ export interface SessionDeps {
   intake: Intake;
   logger: Logger;
   maxMessageSize: number;
+  events: EventSink;
 }
 
 type Callback = (err?: Error | null) => void;
@@ -38,7 +40,7 @@ type Callback = (err?: Error | null) => void;
  * and where DATA goes; beside them, the device behind a session, for the
  * connection's own per-device behaviour.
  */
-export function createSessionHandlers({ policy, intake, logger, maxMessageSize }: SessionDeps) {
+export function createSessionHandlers({ policy, intake, logger, maxMessageSize, events }: SessionDeps) {
   const { devices, authenticator, budgets } = policy;
   const facts = new WeakMap<SMTPServerSession, SessionFacts>();
   const factsOf = (session: SMTPServerSession): SessionFacts => {
@@ -67,6 +69,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       { device: device.name, client_ip: session.remoteAddress, [role === 'sender' ? 'from' : 'to']: address, rule },
       `${role} refused`,
     );
+    events({ type: 'refused', device: device.name, rule });
     return reply;
   };
 
@@ -74,6 +77,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
   const refusalFor = (admission: Admission, device: DevicePolicy, session: SMTPServerSession): ReplyError | undefined => {
     if (admission.ok) return undefined;
     const context = { device: device.name, client_ip: session.remoteAddress };
+    events({ type: 'refused', device: device.name, rule: admission.refusal === 'frozen' ? 'frozen' : admission.rule });
     if (admission.refusal === 'frozen') {
       logger.warn(context, 'refused: device frozen');
       return refuse(replies.deviceFrozen);
@@ -88,6 +92,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       const known = factsOf(session);
       known.tls = socket.getProtocol() ?? undefined;
       known.cipher = socket.getCipher()?.name;
+      if (known.tls) events({ type: 'tls-session', version: known.tls });
       // STARTTLS discards any earlier identity (RFC 3207), so must we.
       delete known.device;
       callback();
@@ -99,7 +104,10 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
       callback: (err: Error | null | undefined, response?: BridgeAuthResponse) => void,
     ) {
       const attempt = toAttempt(auth);
-      if (!attempt) return callback(null, authResponse(replies.authFailed));
+      if (!attempt) {
+        events({ type: 'auth-failed', reason: 'unknown-mechanism' });
+        return callback(null, authResponse(replies.authFailed));
+      }
       const known = factsOf(session);
       const context = { client_ip: session.remoteAddress, sasl_method: attempt.mechanism, sasl_username: attempt.username };
       authenticator.authenticate(attempt, { clientIp: session.remoteAddress, secure: session.secure, tls: known.tls }).then(
@@ -110,10 +118,18 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
               { ...context, device: verdict.device?.name, reason: verdict.reason, until, outside_networks: verdict.outsideNetworks },
               'authentication failed',
             );
+            events({ type: 'auth-failed', device: verdict.device?.name, reason: verdict.reason });
             return callback(null, authRefusalReply(verdict.reason));
           }
           Object.assign(known, { device: verdict.device, saslMethod: attempt.mechanism, saslUsername: attempt.username });
           logger.info({ ...context, device: verdict.device.name, tls: known.tls ?? 'none' }, 'authenticated');
+          events({
+            type: 'authenticated',
+            device: verdict.device.name,
+            clientIp: session.remoteAddress,
+            tls: known.tls,
+            mechanism: attempt.mechanism,
+          });
           callback(null, { user: verdict.device.name, serverProof: verdict.device.serverProof(attempt) });
         },
         (err: Error) => {
@@ -205,6 +221,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize }
               { queue_id: spooled.queueId, device: device.name, client_ip: session.remoteAddress, rule, limit: sizeLimit },
               'message over size limit',
             );
+            events({ type: 'refused', device: device.name, rule });
             return callback(refuse(replies.messageTooBig(sizeLimit)));
           }
           const reply = await spooled.release();

@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { Alert } from '../observe/alert.js';
+import type { Alert } from '../observe/alert.js';
 import type { Logger } from '../observe/logger.js';
 import { Authenticator } from './authenticator.js';
 import { SendingBudgets } from './budgets.js';
@@ -16,7 +16,7 @@ export interface PolicyStage {
   freezes: FreezeStore;
 }
 
-export async function openPolicy(config: Config, logger: Logger): Promise<PolicyStage> {
+export async function openPolicy(config: Config, logger: Logger, alert: Alert): Promise<PolicyStage> {
   const devices = new DeviceDirectory(config.devices);
   const freezes = new FreezeStore(config.spool.dir);
   await freezes.init();
@@ -31,6 +31,6 @@ export async function openPolicy(config: Config, logger: Logger): Promise<Policy
     devices,
     freezes,
     authenticator: new Authenticator(devices, new Lockout(config.lockout), freezes, logger),
-    budgets: new SendingBudgets(freezes, new Alert(config.alert, config.hostname, logger), logger),
+    budgets: new SendingBudgets(freezes, alert, logger),
   };
 }

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
 import { LineClient } from '../support/line-client.js';
-import { CLI } from '../support/process.js';
+import { CLI } from '../support/cli.js';
 import { saslVectors as vectors } from '../support/vectors.js';
 
 const exec = promisify(execFile);

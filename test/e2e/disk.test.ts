@@ -5,28 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
+import { canMount } from '../support/mount.js';
 import { pythonSmtplib } from '../support/python-client.js';
 import { makeSelfSigned } from '../support/pki.js';
 import { freePort } from '../support/ports.js';
 import { spawnBridge } from '../support/process.js';
-
-/**
- * A full or read-only spool, for real: the spool is a tiny tmpfs. Mounting
- * needs CAP_SYS_ADMIN (root on the CI machine); without it these tests say so
- * and skip rather than fake the disk.
- */
-function canMount(): boolean {
-  const probe = mkdtempSync(join(tmpdir(), 'smtp-bridge-mount-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-}
 
 const mountable = canMount();
 const FROM = 'sensor@example.net';

@@ -18,17 +18,20 @@ export interface RelayOptions extends Omit<TestBridgeOptions, 'yaml'> {
   devices: string;
   /** YAML for further upstreams, indented under `upstreams:`. */
   upstreams?: string;
+  /** Further top-level YAML (e.g. `http:` or `alert:`), at column 0. */
+  settings?: string;
 }
 
 /** The bridge in front of one hardened provider: the setting of every test about what devices can do. */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
-  const { devices, upstreams = '', ...bridgeOptions } = options;
+  const { devices, upstreams = '', settings = '', ...bridgeOptions } = options;
   const pkiDir = await mkdtemp(join(tmpdir(), 'smtp-bridge-pki-'));
   const pki = await makePki(pkiDir);
   const provider = await startUpstream({ pki, mode: 'implicit' });
   const yaml = `upstreams:
 ${providerYaml({ name: 'provider', port: provider.port, caFile: pki.caFile })}${upstreams}devices:
-${devices}`;
+${devices}
+${settings}`;
   const bridge = await startTestBridge({ ...bridgeOptions, yaml }).catch(async (err: unknown) => {
     await provider.close();
     await rm(pkiDir, { recursive: true, force: true });
