@@ -118,7 +118,7 @@ export async function renderStatusPage(view: BridgeView, activity: Activity, now
         ${
           state?.backoffUntil && state.backoffUntil > now
             ? html`<dt>backing off</dt>
-                <dd>until ${ago(state.backoffUntil, now)}</dd>`
+                <dd>next try ${ago(state.backoffUntil, now)}</dd>`
             : ''
         }
       </dl>
