@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   device: { summary: 'list devices and their state, or unfreeze one', load: () => import('./device.js') },
   oauth: { summary: "sign in to an XOAUTH2 upstream, or show its tokens' state", load: () => import('./oauth.js') },
   'hash-secret': { summary: 'turn a device password into the stored secret for its config entry', load: () => import('./hash-secret.js') },
+  alert: { summary: 'send a test alert through the configured command and webhook', load: () => import('./alert.js') },
   'auth-response': { summary: 'answer a CRAM-MD5 or DIGEST-MD5 challenge, for testing by hand', load: () => import('./auth-response.js') },
 };
 
