@@ -15,6 +15,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   'hash-secret': { summary: 'turn a device password into the stored secret for its config entry', load: () => import('./hash-secret.js') },
   alert: { summary: 'send a test alert through the configured command and webhook', load: () => import('./alert.js') },
   probe: { summary: 'show the TLS versions, AUTH mechanisms and certificate an SMTP server offers', load: () => import('./probe.js') },
+  'send-test': {
+    summary: 'send one test message through the bridge as a device, or straight to an upstream',
+    load: () => import('./send-test.js'),
+  },
   'auth-response': { summary: 'answer a CRAM-MD5 or DIGEST-MD5 challenge, for testing by hand', load: () => import('./auth-response.js') },
 };
 

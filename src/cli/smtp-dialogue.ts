@@ -7,6 +7,9 @@ export interface SmtpReply {
   lines: string[];
 }
 
+/** Receives each line of the conversation: 'C' what the client sent, 'S' what the server answered. */
+export type TranscriptLine = (from: 'C' | 'S', text: string) => void;
+
 /**
  * A client-side SMTP conversation a line at a time, for the diagnostics
  * commands: connect, read replies, upgrade to TLS with exactly the options
@@ -20,14 +23,21 @@ export class SmtpDialogue {
   private constructor(
     private socket: net.Socket,
     private readonly timeoutMs: number,
+    private readonly transcript: TranscriptLine,
   ) {
     this.attach(socket);
   }
 
   /** Plain TCP, or TLS from the first byte when `implicit` is given. */
-  static async open(host: string, port: number, timeoutMs: number, implicit?: tls.ConnectionOptions): Promise<SmtpDialogue> {
+  static async open(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    implicit?: tls.ConnectionOptions,
+    transcript: TranscriptLine = () => {},
+  ): Promise<SmtpDialogue> {
     const tcp = await connected(net.connect({ host, port }), 'connect', timeoutMs, `no connection to ${host}:${port}`);
-    const dialogue = new SmtpDialogue(tcp, timeoutMs);
+    const dialogue = new SmtpDialogue(tcp, timeoutMs, transcript);
     if (implicit) await dialogue.upgrade(implicit);
     return dialogue;
   }
@@ -64,8 +74,18 @@ export class SmtpDialogue {
     }
   }
 
-  async command(line: string): Promise<SmtpReply> {
+  /** Sends one line; `shown` is what the transcript gets instead, for lines that carry a secret. */
+  async command(line: string, shown = line): Promise<SmtpReply> {
+    this.transcript('C', shown);
     this.socket.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  /** Sends a message body and the terminating dot; the transcript gets its size only. */
+  async data(body: string): Promise<SmtpReply> {
+    const stuffed = body.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
+    this.transcript('C', `(message, ${Buffer.byteLength(stuffed)} bytes)`);
+    this.socket.write(`${stuffed}${stuffed.endsWith('\r\n') ? '' : '\r\n'}.\r\n`);
     return this.reply();
   }
 
@@ -91,17 +111,18 @@ export class SmtpDialogue {
 
   /** A complete reply from the buffer: lines "250-…" up to the first "250 …". */
   private take(): SmtpReply | undefined {
-    const lines: string[] = [];
+    const raw: string[] = [];
     let at = 0;
     for (;;) {
       const end = this.buffer.indexOf('\n', at);
       if (end < 0) return undefined;
       const line = this.buffer.slice(at, end).replace(/\r$/, '');
       at = end + 1;
-      lines.push(line.slice(4));
+      raw.push(line);
       if (line[3] !== '-') {
         this.buffer = this.buffer.slice(at);
-        return { code: Number(line.slice(0, 3)), lines };
+        for (const text of raw) this.transcript('S', text);
+        return { code: Number(line.slice(0, 3)), lines: raw.map((text) => text.slice(4)) };
       }
     }
   }
