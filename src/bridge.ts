@@ -1,5 +1,8 @@
 import { X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import { isDeepStrictEqual } from 'node:util';
 import { Cleanup } from './cleanup/cleanup.js';
+import { keysNeedingRestart } from './config/restart-keys.js';
 import type { Config } from './config/schema.js';
 import { systemClock } from './delivery/clock.js';
 import { Scheduler } from './delivery/scheduler.js';
@@ -17,7 +20,7 @@ import { Alert } from './observe/alert.js';
 import { queueSnapshot, type BridgeView, type ListenerState, type QueueSnapshot } from './observe/bridge-view.js';
 import type { Logger } from './observe/logger.js';
 import { Observer } from './observe/observer.js';
-import { openPolicy } from './policy/stage.js';
+import { openPolicy, reloadPolicy } from './policy/stage.js';
 import { watchKicks } from './spool/signal.js';
 import { SpoolStore } from './spool/store.js';
 import { collectStreamedMemory } from './spool/stream-memory.js';
@@ -26,6 +29,14 @@ export interface RunningBridge {
   listeners: RunningListener[];
   /** The status endpoint's address, when `http` is configured. */
   http?: { host: string; port: number };
+  /**
+   * Takes a new config for the sessions and deliveries that follow: devices,
+   * upstreams, policy, limits, delivery and alert settings, and the
+   * certificate files' current content. Open sessions and the queue are
+   * untouched; settings that need a restart keep their running values and
+   * are logged.
+   */
+  reload(next: Config): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,17 +44,20 @@ export interface RunningBridge {
 const QUEUE_SNAPSHOT_TTL_MS = 1000;
 
 /** Wires the stages together: the only place that knows all of them. */
-export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
+export async function startBridge(initial: Config, logger: Logger): Promise<RunningBridge> {
   collectStreamedMemory();
+  // What a reload may change is read through `config` at each use; the rest keeps its start-up value.
+  let config = initial;
   const alert = new Alert(config.alert, config.hostname, logger);
   const policy = await openPolicy(config, logger, alert);
   const spool = new SpoolStore(config.spool.dir);
   await spool.init();
   await spool.sweep();
 
-  const certificate = await loadOrCreateCertificate(config.tls.cert_file, config.tls.key_file, config.hostname);
+  let certificate = await loadOrCreateCertificate(config.tls.cert_file, config.tls.key_file, config.hostname);
   if (certificate.generated) logger.info({ cert_file: config.tls.cert_file }, 'created a self-signed certificate');
-  const certificateExpiry = new Date(new X509Certificate(certificate.cert).validTo);
+  const expiryOf = (cert: Buffer) => new Date(new X509Certificate(cert).validTo);
+  let certificateExpiry = expiryOf(certificate.cert);
 
   // The listeners start last, once everything they hand messages to runs; until then none is up.
   let listenerStates: () => ListenerState[] = () => [];
@@ -68,20 +82,12 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
   };
   const observer = new Observer(config, view, alert, logger);
 
-  const accounts = openOAuthAccounts(config, logger, alert);
-  const transports = withFallbacks(
-    config,
-    new Map<string, Transport>(
-      Object.entries(config.upstreams).map(([name, upstream]) => [
-        name,
-        upstream.type === 'directory'
-          ? new DirectoryTransport(name, upstream)
-          : new SmtpTransport(name, upstream, config.hostname, accounts.get(name)),
-      ]),
-    ),
-  );
+  let accounts = openOAuthAccounts(config, logger, alert);
+  // The scheduler keeps this map and this settings object: a reload changes their contents.
+  const transports = openTransports(config, accounts);
+  const delivery = { ...config.delivery };
   // A frozen device's queued messages are held: the freeze store is the scheduler's DeviceHold.
-  const scheduler = new Scheduler(spool, transports, config.delivery, logger, policy.freezes, systemClock, observer.record);
+  const scheduler = new Scheduler(spool, transports, delivery, logger, policy.freezes, systemClock, observer.record);
   await scheduler.start();
   const kicks = watchKicks(
     spool.dir,
@@ -97,6 +103,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     logger.warn({ ip_failures, username_failures, ipv6_prefix }, 'brute-force lockout weakened, as configured');
   }
 
+  let cleanup = new Cleanup(config);
   const inbound = new Inbound({
     hostname: config.hostname,
     realm: config.sasl_realm,
@@ -107,7 +114,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     maxMessageSize: config.max_message_size,
     limits: config.limits,
     policy,
-    intake: createIntake(spool, new Cleanup(config), scheduler, logger, observer.record),
+    intake: createIntake(spool, () => cleanup, scheduler, logger, observer.record),
     logger,
     events: observer.record,
   });
@@ -129,9 +136,51 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
   }
   for (const account of accounts.values()) account.startIdleRefresh();
 
+  async function reload(next: Config): Promise<void> {
+    const restart = keysNeedingRestart(config, next);
+    // The running values of those keys stay, so everything below sees one consistent config.
+    const running: Config = { ...next, ...Object.fromEntries(restart.map((key) => [key, config[key]])) };
+    // The certificate files are read and tried first: if they are broken, nothing has changed yet.
+    const fresh = await loadOrCreateCertificate(running.tls.cert_file, running.tls.key_file, running.hostname);
+    const tlsOptions = deviceTlsOptions(fresh, running.tls.min_version);
+    createSecureContext(tlsOptions);
+    const previous = config;
+    config = running;
+    const reloadedAlert = new Alert(running.alert, running.hostname, logger);
+    reloadPolicy(policy, previous, running, logger, reloadedAlert);
+    cleanup = new Cleanup(running);
+    Object.assign(delivery, running.delivery);
+    if (!isDeepStrictEqual(previous.upstreams, running.upstreams) || !isDeepStrictEqual(previous.alert, running.alert)) {
+      // Upstreams are rebuilt whole: fallbacks and token refreshers refer to each other by name.
+      const old = { accounts, transports: [...new Set(transports.values())] };
+      accounts = openOAuthAccounts(running, logger, reloadedAlert);
+      transports.clear();
+      for (const [name, transport] of openTransports(running, accounts)) transports.set(name, transport);
+      for (const account of old.accounts.values()) account.stop();
+      for (const transport of old.transports) void transport.close();
+      for (const account of accounts.values()) account.startIdleRefresh();
+    }
+    const certificateChanged = !fresh.cert.equals(certificate.cert) || !fresh.key.equals(certificate.key);
+    certificate = fresh;
+    certificateExpiry = expiryOf(fresh.cert);
+    inbound.refresh(tlsOptions);
+    observer.reload(running, reloadedAlert);
+    await scheduler.kicked();
+    if (restart.length) logger.warn({ keys: restart }, 'config reloaded, but these changes need a restart: running values kept');
+    logger.info(
+      {
+        devices: Object.keys(running.devices).length,
+        upstreams: Object.keys(running.upstreams).length,
+        certificate_changed: certificateChanged,
+      },
+      'config reloaded',
+    );
+  }
+
   return {
     listeners,
     http: observer.httpAddress,
+    reload,
     // Sessions and deliveries share one shutdown_wait, so the whole stop is bounded by it (plus a second to record cut-off attempts).
     async stop() {
       kicks.close();
@@ -141,6 +190,21 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
       logger.info('stopped');
     },
   };
+}
+
+/** Every upstream's transport, by name, with its fallbacks behind it. */
+function openTransports(config: Config, accounts: Map<string, TokenRefresher>): Map<string, Transport> {
+  return withFallbacks(
+    config,
+    new Map<string, Transport>(
+      Object.entries(config.upstreams).map(([name, upstream]) => [
+        name,
+        upstream.type === 'directory'
+          ? new DirectoryTransport(name, upstream)
+          : new SmtpTransport(name, upstream, config.hostname, accounts.get(name)),
+      ]),
+    ),
+  );
 }
 
 /** One token refresher per XOAUTH2 upstream, by upstream name. */

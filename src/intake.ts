@@ -17,22 +17,31 @@ const STORAGE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS'])
  * delivery, and the device hears the provider's verdict when it comes
  * quickly, "queued" otherwise.
  */
-export function createIntake(spool: SpoolStore, cleanup: Cleanup, scheduler: Scheduler, logger: Logger, events: EventSink): Intake {
+export function createIntake(
+  spool: SpoolStore,
+  /** Asked for each message: a reload may have replaced the device rules it applies. */
+  cleanup: () => Cleanup,
+  scheduler: Scheduler,
+  logger: Logger,
+  events: EventSink,
+): Intake {
   const storage = new StorageCondition(logger);
   return {
     async spool(arrival: Arrival, body: Readable) {
       const { conn, envelope } = arrival;
-      const message = await cleanup.enqueue(newQueueId(), arrival, body, spool).then(
-        (written) => {
-          storage.ok();
-          return written;
-        },
-        (err: NodeJS.ErrnoException) => {
-          if (!STORAGE_ERRORS.has(err.code ?? '')) throw err;
-          storage.failed(err, conn);
-          throw refuse(replies.storageFull);
-        },
-      );
+      const message = await cleanup()
+        .enqueue(newQueueId(), arrival, body, spool)
+        .then(
+          (written) => {
+            storage.ok();
+            return written;
+          },
+          (err: NodeJS.ErrnoException) => {
+            if (!STORAGE_ERRORS.has(err.code ?? '')) throw err;
+            storage.failed(err, conn);
+            throw refuse(replies.storageFull);
+          },
+        );
       return {
         queueId: message.id,
         discard: () => spool.remove(message.id),

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/load.js';
 import { Alert } from '../observe/alert.js';
 import { createLogger } from '../observe/logger.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 
 const HELP = `usage: smtp-bridge alert test [-c FILE]
 
@@ -15,7 +15,7 @@ options:
 
 export function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, HELP, true);
+    const { values, positionals } = parseCommandArgs(argv, CONFIG_OPTION, HELP, true);
     if (positionals.length !== 1 || positionals[0] !== 'test') throw new UsageError(HELP);
     const { config } = await loadConfig(values.config!);
     if (!config.alert) throw new Error(`${values.config} has no alert section: nothing to test`);

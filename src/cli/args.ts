@@ -2,6 +2,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export const DEFAULT_CONFIG = 'config/smtp-bridge.yaml';
 
+/** `-c FILE`, which every command that reads the config takes. */
+export const CONFIG_OPTION = { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } } as const;
+
 export class UsageError extends Error {}
 
 /** `--help` was given: the command prints its help and exits 0 without doing anything else. */

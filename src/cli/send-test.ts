@@ -5,7 +5,7 @@ import type tls from 'node:tls';
 import { cramMd5Answer, digestMd5Answer } from '../auth/client-response.js';
 import { loadConfig } from '../config/load.js';
 import { DEVICE_MECHANISMS, TLS_VERSIONS, type Config, type DeviceMechanism, type TlsVersion } from '../config/schema.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 import { readPassword } from './password-input.js';
 import { SmtpDialogue, type SmtpReply } from './smtp-dialogue.js';
 
@@ -54,7 +54,7 @@ export function run(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs(
       argv,
       {
-        config: { type: 'string', short: 'c', default: DEFAULT_CONFIG },
+        ...CONFIG_OPTION,
         device: { type: 'string' },
         upstream: { type: 'string' },
         mechanism: { type: 'string' },
@@ -123,6 +123,12 @@ async function upstreamRoute(config: Config, name: string, options: RouteOptions
   if (upstream.type !== 'smtp') throw new Error(`upstream "${name}" is a capture directory: nothing to send to`);
   if (options.tls || options.mechanism)
     throw new UsageError(`--tls and --mechanism are for --device; an upstream uses its config\n\n${HELP}`);
+  const mechanism = upstream.auth.mechanism;
+  // The bridge's tokens are kept by the running server's refresher; this command has none to send.
+  if (mechanism === 'XOAUTH2')
+    throw new Error(
+      `upstream "${name}" logs in with XOAUTH2: send-test --upstream does PLAIN and LOGIN accounts; see "smtp-bridge oauth status"`,
+    );
   return {
     host: upstream.host,
     port: upstream.port ?? (upstream.tls === 'implicit' ? 465 : 587),
@@ -134,7 +140,7 @@ async function upstreamRoute(config: Config, name: string, options: RouteOptions
     },
     username: upstream.auth.user,
     password: upstream.auth.password!,
-    mechanism: upstream.auth.mechanism,
+    mechanism,
     from: options.from ?? upstream.auth.user,
     label: `upstream ${name} at ${upstream.host}`,
   };

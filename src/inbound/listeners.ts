@@ -142,6 +142,21 @@ export class Inbound {
     return running;
   }
 
+  /**
+   * After a reload: EHLO offers the mechanisms of the devices now in the
+   * policy, and new TLS sessions get `tls` (the certificate as now on disk).
+   * Open sessions keep what they negotiated.
+   */
+  refresh(tls: SecureContextOptions): void {
+    const mechanisms = this.options.policy.devices.mechanisms;
+    for (const server of this.servers) {
+      server.options.authMethods = mechanisms;
+      const others = server.options.disabledCommands.filter((command) => command !== 'AUTH');
+      server.options.disabledCommands = mechanisms.length ? others : [...others, 'AUTH'];
+      server.updateSecureContext(tls);
+    }
+  }
+
   /** Whether each started listener still accepts connections, in start order. */
   listening(): boolean[] {
     return this.servers.map((server) => server.server.listening);

@@ -41,7 +41,7 @@ type Callback = (err?: Error | null) => void;
  * connection's own per-device behaviour.
  */
 export function createSessionHandlers({ policy, intake, logger, maxMessageSize, events }: SessionDeps) {
-  const { devices, authenticator, budgets } = policy;
+  // The policy's parts are looked up at each call, not kept: a reload replaces them for the sessions that follow.
   const facts = new WeakMap<SMTPServerSession, SessionFacts>();
   const factsOf = (session: SMTPServerSession): SessionFacts => {
     let known = facts.get(session);
@@ -53,7 +53,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize, 
   const deviceOf = (session: SMTPServerSession): DevicePolicy | undefined => {
     const known = factsOf(session);
     if (session.user) return known.device;
-    return devices.identifyByAddress(session.remoteAddress);
+    return policy.devices.identifyByAddress(session.remoteAddress);
   };
 
   /** Refuses an envelope address with the reply for the rule it broke, logging the device and the rule. */
@@ -110,7 +110,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize, 
       }
       const known = factsOf(session);
       const context = { client_ip: session.remoteAddress, sasl_method: attempt.mechanism, sasl_username: attempt.username };
-      authenticator.authenticate(attempt, { clientIp: session.remoteAddress, secure: session.secure, tls: known.tls }).then(
+      policy.authenticator.authenticate(attempt, { clientIp: session.remoteAddress, secure: session.secure, tls: known.tls }).then(
         (verdict) => {
           if (!verdict.ok) {
             const until = verdict.lock && new Date(verdict.lock.until).toISOString();
@@ -156,7 +156,11 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize, 
         return callback(refuseAddress('sender', from, session, device, 'max_size', refuse(replies.declaredSizeTooBig(device.maxSize))));
       }
       callback(
-        refusalFor(budgets.admitMessage(device, { clientIp: session.remoteAddress, saslUsername: known.saslUsername }), device, session),
+        refusalFor(
+          policy.budgets.admitMessage(device, { clientIp: session.remoteAddress, saslUsername: known.saslUsername }),
+          device,
+          session,
+        ),
       );
     },
 
@@ -172,7 +176,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize, 
           refuseAddress('recipient', to, session, device, 'max_recipients', refuse(replies.tooManyRecipients(device.maxRecipients))),
         );
       }
-      callback(refusalFor(budgets.admitRecipient(device), device, session));
+      callback(refusalFor(policy.budgets.admitRecipient(device), device, session));
     },
 
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {

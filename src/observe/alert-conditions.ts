@@ -27,8 +27,8 @@ export class AlertConditions {
   private checking?: Promise<void>;
 
   constructor(
-    private readonly settings: AlertSettings,
-    private readonly alert: Alert,
+    private settings: AlertSettings,
+    private alert: Alert,
     private readonly view: BridgeView,
     private readonly activity: Activity,
     private readonly certFile: string,
@@ -45,6 +45,14 @@ export class AlertConditions {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** After a reload: new thresholds and ways to alert; open incidents stay open, so nothing is said twice. */
+  reconfigure(settings: AlertSettings, alert: Alert): void {
+    this.settings = settings;
+    this.alert = alert;
+    this.stop();
+    this.start();
   }
 
   /** Called for every stage event, after Activity has recorded it. */

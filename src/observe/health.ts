@@ -33,7 +33,8 @@ export class Health {
   constructor(
     private readonly view: BridgeView,
     private readonly activity: Activity,
-    private readonly upstreams: Config['upstreams'],
+    /** Read at each check: a reload may change the upstreams. */
+    private readonly upstreams: () => Config['upstreams'],
   ) {}
 
   async live(): Promise<HealthReport> {
@@ -48,7 +49,7 @@ export class Health {
 
   async ready(): Promise<HealthReport> {
     const problems: string[] = [];
-    for (const [name, upstream] of Object.entries(this.upstreams)) {
+    for (const [name, upstream] of Object.entries(this.upstreams())) {
       if (upstream.type !== 'smtp') continue;
       const failing = this.activity.upstreams.get(name);
       if (failing?.failingSince !== undefined)

@@ -19,18 +19,34 @@ export class Observer {
   readonly activity = new Activity();
   readonly metrics: Metrics;
   readonly health: Health;
-  private readonly conditions?: AlertConditions;
+  private conditions?: AlertConditions;
   private http?: RunningHttp;
+  private started = false;
 
   constructor(
-    private readonly config: Config,
+    private config: Config,
     private readonly view: BridgeView,
     alert: Alert,
     private readonly logger: Logger,
   ) {
     this.metrics = new Metrics(view, this.activity);
-    this.health = new Health(view, this.activity, config.upstreams);
-    if (config.alert) this.conditions = new AlertConditions(config.alert, alert, view, this.activity, config.tls.cert_file, logger);
+    this.health = new Health(view, this.activity, () => this.config.upstreams);
+    this.conditions = this.conditionsFor(config, alert);
+  }
+
+  /** After a reload: upstreams and alert settings from `config`; the HTTP endpoint stays as started. */
+  reload(config: Config, alert: Alert): void {
+    this.config = config;
+    if (config.alert && this.conditions) this.conditions.reconfigure(config.alert, alert);
+    else {
+      this.conditions?.stop();
+      this.conditions = this.conditionsFor(config, alert);
+      if (this.started) this.conditions?.start();
+    }
+  }
+
+  private conditionsFor(config: Config, alert: Alert): AlertConditions | undefined {
+    return config.alert && new AlertConditions(config.alert, alert, this.view, this.activity, config.tls.cert_file, this.logger);
   }
 
   /** The stages' EventSink. A failure in here is logged and never reaches the stage that reported. */
@@ -50,6 +66,7 @@ export class Observer {
   }
 
   async start(): Promise<void> {
+    this.started = true;
     this.conditions?.start();
     if (!this.config.http) return;
     this.http = await startHttpServer(

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { CLI } from '../support/process.js';
+import { CLI } from '../support/cli.js';
 import { startRelay, type Relay } from '../support/relay.js';
 
 const exec = promisify(execFile);

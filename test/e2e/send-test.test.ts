@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { CLI } from '../support/process.js';
+import { CLI } from '../support/cli.js';
 import { startRelay, type Relay } from '../support/relay.js';
 
 const exec = promisify(execFile);
