@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
  */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   serve: { summary: 'run the bridge', load: () => import('./serve.js') },
+  health: { summary: "ask the running bridge's /healthz (or /readyz), for Docker and scripts", load: () => import('./health.js') },
   reload: { summary: 'make the running bridge re-read its config (as SIGHUP does)', load: () => import('./reload.js') },
   'check-config': { summary: 'validate a config file and print a summary', load: () => import('./check-config.js') },
   queue: { summary: 'list, show, retry or delete spooled messages', load: () => import('./queue.js') },

@@ -7,6 +7,7 @@ import { nodemailerClient } from '../support/nodemailer-client.js';
 import { pythonSmtplib } from '../support/python-client.js';
 import { swaks } from '../support/swaks-client.js';
 import { canMount } from '../support/mount.js';
+import { CLI } from '../support/process.js';
 import { freePort } from '../support/ports.js';
 import { startRelay, type Relay } from '../support/relay.js';
 
@@ -149,6 +150,13 @@ test(
 test('/readyz is 200 while the provider is reachable', async () => {
   const ready = await fetch(`${base}/readyz`);
   assert.equal(ready.status, 200, await ready.clone().text());
+});
+
+test('smtp-bridge health asks the endpoint of the config, as the Docker HEALTHCHECK does', async () => {
+  const live = await exec(process.execPath, [CLI, 'health', '-c', relay.bridge.file], { timeout: 20_000 });
+  assert.equal(live.stdout, '200 ok\n');
+  const ready = await exec(process.execPath, [CLI, 'health', '--ready', '-c', relay.bridge.file], { timeout: 20_000 });
+  assert.equal(ready.stdout, '200 ok\n');
 });
 
 test('the endpoint is read-only and says where to go', async () => {
