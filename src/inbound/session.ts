@@ -77,7 +77,7 @@ export function createSessionHandlers({ policy, intake, logger, maxMessageSize, 
   const refusalFor = (admission: Admission, device: DevicePolicy, session: SMTPServerSession): ReplyError | undefined => {
     if (admission.ok) return undefined;
     const context = { device: device.name, client_ip: session.remoteAddress };
-    events({ type: 'refused', device: device.name, rule: admission.refusal === 'frozen' ? 'frozen' : admission.rule });
+    events({ type: 'refused', device: device.name, rule: admission.refusal === 'frozen' ? 'frozen' : `limits.${admission.rule}` });
     if (admission.refusal === 'frozen') {
       logger.warn(context, 'refused: device frozen');
       return refuse(replies.deviceFrozen);
