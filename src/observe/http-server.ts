@@ -18,6 +18,12 @@ export interface RunningHttp {
   close(): Promise<void>;
 }
 
+/** How long a request may take to arrive in full; node checks every TIMEOUT_CHECK_MS. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const TIMEOUT_CHECK_MS = 2_000;
+/** A status page, a Prometheus and a health check need a handful; the rest is someone misbehaving. */
+export const MAX_CONNECTIONS = 64;
+
 const SECURITY_HEADERS = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
@@ -34,18 +40,22 @@ const SECURITY_HEADERS = {
 export async function startHttpServer(settings: HttpSettings, routes: HttpRoutes, logger: Logger): Promise<RunningHttp> {
   const { host, port } = settings.listen;
   const password = settings.password;
-  const server: Server = createServer((request, response) => {
+  const server: Server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_MS }, (request, response) => {
     handle(request, response).catch((err: Error) => {
       logger.error({ path: request.url, err: err.message }, 'http request failed');
       if (!response.headersSent) send(response, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else response.destroy();
     });
   });
-  // A monitor that opens connections and goes silent must not hold sockets for long.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 10_000;
+  // A peer that opens connections and goes silent must not hold sockets for long, nor
+  // take file descriptors the SMTP listeners need: past MAX_CONNECTIONS new ones are refused.
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  // The two above only start with a request's first byte; this one also ends a peer that never sends any.
+  server.timeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 50;
+  server.maxConnections = MAX_CONNECTIONS;
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (password !== undefined && !authorized(request.headers.authorization, password)) {

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { MAX_CONNECTIONS } from '../../src/observe/http-server.js';
 import { nodemailerClient } from '../support/nodemailer-client.js';
 import { pythonSmtplib } from '../support/python-client.js';
 import { swaks } from '../support/swaks-client.js';
 import { canMount } from '../support/mount.js';
-import { CLI } from '../support/process.js';
+import { CLI } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
 import { startRelay, type Relay } from '../support/relay.js';
 
@@ -165,4 +167,38 @@ test('the endpoint is read-only and says where to go', async () => {
   assert.equal(missing.status, 404);
   assert.match(await missing.text(), /\/metrics/);
   assert.equal((await exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `${base}/healthz`])).stdout, '200');
+});
+
+test('silent peers filling the connection table are cut off, and the endpoint answers again while SMTP never stopped', async () => {
+  // curl opens a fresh connection each time, where fetch might reuse a pooled one the table already holds.
+  const healthz = () =>
+    exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `${base}/healthz`]).then(
+      (out) => out.stdout,
+      (err: { stdout?: string }) => err.stdout || '000',
+    );
+  const silent: net.Socket[] = [];
+  try {
+    for (let i = 0; i < MAX_CONNECTIONS + 20; i++) {
+      const socket = net.connect({ host: '127.0.0.1', port: Number(new URL(base).port) });
+      socket.on('error', () => {});
+      silent.push(socket);
+    }
+    await Promise.all(silent.map((socket) => new Promise((resolve) => socket.once('connect', resolve).once('close', resolve))));
+    const opened = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await healthz(), '000', 'a connection past the table was served');
+    const whileFull = await pythonSmtplib(device());
+    assert.ok(whileFull.ok, whileFull.transcript);
+    // The held ones are closed once they have sent no request for the request timeout (10 s, checked every 2 s).
+    const open = () => silent.filter((socket) => !socket.destroyed && !socket.readableEnded).length;
+    while (open() > 0 && Date.now() - opened < 25_000) await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal(open(), 0, 'a silent connection was still open');
+    assert.ok(
+      Date.now() - opened >= 9500,
+      `the silent connections were let go after ${Date.now() - opened} ms, before the request timeout`,
+    );
+    assert.equal(await healthz(), '200');
+  } finally {
+    for (const socket of silent) socket.destroy();
+  }
 });
