@@ -131,6 +131,14 @@ test('the status page in a real browser at 360 px shows a device that just sent,
     const refresh = await page.$eval('meta[http-equiv="refresh"]', (meta) => meta.getAttribute('content'));
     assert.equal(refresh, '30');
 
+    // The same failing upstream makes the bridge not ready, with the reason.
+    const ready = await fetch(`${base}/readyz`, { headers: { authorization: `Basic ${btoa(`x:${PASSWORD}`)}` } });
+    assert.equal(ready.status, 503);
+    const reasons = await ready.text();
+    assert.match(reasons, /^upstream backup failing since .*ECONNREFUSED/m);
+    assert.match(reasons, /^upstream backup unreachable: 127\.0\.0\.1:\d+: ECONNREFUSED$/m);
+    assert.doesNotMatch(reasons, /upstream provider/);
+
     await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}status-page.png`, fullPage: true });
   } finally {
