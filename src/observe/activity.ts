@@ -2,6 +2,9 @@ import type { BridgeEvent } from '../events.js';
 
 const DAY_MS = 86_400_000;
 
+/** How the last delivery attempt for a device's mail ended: delivered, still queued, or given up on. */
+export type DeliveryOutcome = 'delivered' | 'deferred' | 'failed';
+
 /** What the status page shows about one device since the bridge started. */
 export interface DeviceActivity {
   lastSeen?: number;
@@ -10,7 +13,7 @@ export interface DeviceActivity {
   mechanism?: string;
   /** Accepted messages per UTC day (day number since the epoch), the last 7 days only. */
   perDay: Map<number, number>;
-  lastDelivery?: { at: number; ok: boolean; detail: string };
+  lastDelivery?: { at: number; outcome: DeliveryOutcome; detail: string };
 }
 
 /** What the status page shows about one upstream since the bridge started. */
@@ -22,17 +25,6 @@ export interface UpstreamActivity {
   backoffUntil?: number;
 }
 
-export interface RecentFailure {
-  at: number;
-  queueId: string;
-  device: string;
-  upstream: string;
-  reason: 'bounced' | 'expired';
-  response: string;
-}
-
-const RECENT_FAILURES = 10;
-
 /**
  * The bridge's recent history, kept in memory from the stages' events (it
  * starts empty at each start; the spool and the log are the lasting record).
@@ -40,7 +32,6 @@ const RECENT_FAILURES = 10;
 export class Activity {
   readonly devices = new Map<string, DeviceActivity>();
   readonly upstreams = new Map<string, UpstreamActivity>();
-  readonly failures: RecentFailure[] = [];
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -59,15 +50,13 @@ export class Activity {
         break;
       }
       case 'delivered':
-        this.device(event.device).lastDelivery = { at, ok: true, detail: `delivered via ${event.upstream}` };
+        this.device(event.device).lastDelivery = { at, outcome: 'delivered', detail: `via ${event.upstream}` };
         break;
       case 'deferred':
-        this.device(event.device).lastDelivery = { at, ok: false, detail: `deferred: ${event.response}` };
+        this.device(event.device).lastDelivery = { at, outcome: 'deferred', detail: event.response };
         break;
       case 'failed':
-        this.device(event.device).lastDelivery = { at, ok: false, detail: `${event.reason}: ${event.response}` };
-        this.failures.unshift({ at, ...event });
-        this.failures.length = Math.min(this.failures.length, RECENT_FAILURES);
+        this.device(event.device).lastDelivery = { at, outcome: 'failed', detail: event.response };
         break;
       case 'upstream-ok': {
         const upstream = this.upstream(event.upstream);

@@ -16,11 +16,25 @@ export interface UpstreamSummary {
   type: 'smtp' | 'directory';
 }
 
+/** A message in the failed area, as the status page lists it. */
+export interface FailedMessage {
+  id: string;
+  device: string;
+  upstream: string;
+  failedAt?: number;
+  reason?: string;
+}
+
 export interface QueueSnapshot {
   count: number;
   oldestReceivedAt?: number;
   failedCount: number;
+  /** The newest arrivals in the failed area, newest first. */
+  latestFailed: FailedMessage[];
 }
+
+/** How many failed messages the status page lists. */
+const LATEST_FAILED = 5;
 
 /**
  * What observe reads from the running bridge when someone asks: names from
@@ -38,7 +52,7 @@ export interface BridgeView {
   certificateExpiry(): Date | undefined;
 }
 
-/** Count and age of the queue: the ids sort by arrival, so only the oldest message is read. */
+/** Count and age of the queue and the latest failures: ids sort by arrival, so only a few messages are read. */
 export async function queueSnapshot(spool: SpoolStore): Promise<QueueSnapshot> {
   const [queued, failed] = await Promise.all([spool.ids('queue'), spool.ids('failed')]);
   let oldestReceivedAt: number | undefined;
@@ -49,5 +63,24 @@ export async function queueSnapshot(spool: SpoolStore): Promise<QueueSnapshot> {
     oldestReceivedAt = Date.parse(message.envelope.receivedAt);
     break;
   }
-  return { count: queued.length, oldestReceivedAt, failedCount: failed.length };
+  const latest = await Promise.all(
+    failed
+      .slice(-LATEST_FAILED)
+      .reverse()
+      .map((id) => spool.read(id, 'failed')),
+  );
+  const latestFailed = latest.flatMap((message) =>
+    message
+      ? [
+          {
+            id: message.id,
+            device: message.conn.device,
+            upstream: message.envelope.upstream,
+            failedAt: message.state.failedAt ? Date.parse(message.state.failedAt) : undefined,
+            reason: message.state.reason,
+          },
+        ]
+      : [],
+  );
+  return { count: queued.length, oldestReceivedAt, failedCount: failed.length, latestFailed };
 }

@@ -1,5 +1,5 @@
 import escapeHtml from 'escape-html';
-import type { Activity } from './activity.js';
+import type { Activity, DeliveryOutcome } from './activity.js';
 import type { BridgeView } from './bridge-view.js';
 import { hintFor } from './upstream-hints.js';
 
@@ -24,6 +24,7 @@ function html(strings: TemplateStringsArray, ...values: unknown[]): Markup {
 /** "3 min ago", "in 2 h": what a person reads at a glance; the exact time goes in the title. */
 function ago(at: number | undefined, now: number): Markup {
   if (at === undefined) return html`<span class="muted">never</span>`;
+  const past = at <= now;
   const seconds = Math.round((now - at) / 1000);
   const span = Math.abs(seconds);
   const text =
@@ -35,9 +36,11 @@ function ago(at: number | undefined, now: number): Markup {
           ? `${Math.round(span / 3600)} h`
           : `${Math.round(span / 86400)} d`;
   return html`<time datetime="${new Date(at).toISOString()}" title="${new Date(at).toISOString()}"
-    >${seconds >= 0 ? `${text} ago` : `in ${text}`}</time
+    >${past ? `${text} ago` : `in ${text}`}</time
   >`;
 }
+
+const OUTCOME_BADGE: Record<DeliveryOutcome, string> = { delivered: 'ok', deferred: 'warn', failed: 'bad' };
 
 const STYLE = `
 body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:12px;background:#f4f5f7;color:#1d2430}
@@ -82,7 +85,7 @@ export async function renderStatusPage(view: BridgeView, activity: Activity, now
         <dd>
           ${
             seen?.lastDelivery
-              ? html`<span class="badge ${seen.lastDelivery.ok ? 'ok' : 'warn'}">${seen.lastDelivery.ok ? 'ok' : 'not yet'}</span>
+              ? html`<span class="badge ${OUTCOME_BADGE[seen.lastDelivery.outcome]}">${seen.lastDelivery.outcome}</span>
                   ${seen.lastDelivery.detail} (${ago(seen.lastDelivery.at, now)})`
               : html`<span class="muted">none</span>`
           }
@@ -125,9 +128,11 @@ export async function renderStatusPage(view: BridgeView, activity: Activity, now
     </section>`;
   });
 
-  const failures = activity.failures.map(
+  const failures = queue.latestFailed.map(
     (failure) =>
-      html`<li><code>${failure.queueId}</code> from ${failure.device}, ${failure.reason} ${ago(failure.at, now)}: ${failure.response}</li>`,
+      html`<li>
+        <code>${failure.id}</code> from ${failure.device} via ${failure.upstream}, ${ago(failure.failedAt, now)}: ${failure.reason ?? ''}
+      </li>`,
   );
   const expiry = view.certificateExpiry();
   const expiresSoon = expiry !== undefined && expiry.getTime() - now < 14 * 86_400_000;

@@ -46,7 +46,8 @@ before(async () => {
     connect_timeout: 2s
     auth: { user: backup@example.net, password: backup-secret }
 `,
-    settings: `http:\n  listen: 127.0.0.1:${port}\n  password: ${PASSWORD}\n`,
+    // The printer's message expires within seconds, so the page has a failure to show.
+    settings: `http:\n  listen: 127.0.0.1:${port}\n  password: ${PASSWORD}\ndelivery: { retry_initial: 300ms, retry_max: 600ms, max_age: 1500ms }\n`,
   });
   base = `http://127.0.0.1:${port}`;
   browser = await startBrowser();
@@ -93,6 +94,15 @@ test('the status page in a real browser at 360 px shows a device that just sent,
   const queued = await send('printer');
   assert.ok(queued.ok, queued.transcript);
   await relay.provider.waitForMessages(2, 10_000);
+  const expired = async () => {
+    for (let waited = 0; waited < 15_000; waited += 200) {
+      const line = relay.bridge.logs.find((l) => l.msg === 'expired' && l.device === 'printer');
+      if (line) return line;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.fail('the printer message did not expire');
+  };
+  const queueId = String((await expired()).queue_id);
 
   const page = await browser.browser.newPage();
   try {
@@ -108,7 +118,8 @@ test('the status page in a real browser at 360 px shows a device that just sent,
     assert.match(doorphone, /last seen\s+\d+ s ago from 127\.0\.0\.1/);
     assert.match(doorphone, /TLSv1\.2, PLAIN/);
     assert.match(doorphone, /1 today, 1 this week/);
-    assert.match(doorphone, /delivered via provider/);
+    assert.match(doorphone, /last delivery\s+delivered via provider/);
+    assert.match(await card('[data-device="printer"]'), /last delivery\s+failed expired after \d+ attempts: connect ECONNREFUSED/);
 
     const camera = await card('[data-device="camera"]');
     assert.match(camera, /FROZEN/);
@@ -119,7 +130,10 @@ test('the status page in a real browser at 360 px shows a device that just sent,
     assert.match(backup, /ECONNREFUSED/);
     assert.match(backup, /nothing listens there/);
     assert.match(await card('[data-upstream="provider"]'), /ok/);
-    assert.match(await card('.queue'), /waiting\s+1 message\b/);
+    const queue = await card('.queue');
+    assert.match(queue, /waiting\s+0 messages\b/);
+    assert.match(queue, /failed area\s+1 message\b/);
+    assert.match(queue, new RegExp(`${queueId} from printer via backup, \\d+ s ago: expired after \\d+ attempts: connect ECONNREFUSED`));
 
     const text = (await page.evaluate('document.body.innerText')) as string;
     assert.doesNotMatch(text, /secret/);

@@ -12,7 +12,7 @@ const SETTINGS = { timeout: 1000, upstream_failing_after: 60_000, queue_age: 3_6
 function conditions() {
   const sent: AlertEvent[] = [];
   const state: { queue: QueueSnapshot; expiry: Date } = {
-    queue: { count: 0, failedCount: 0 },
+    queue: { count: 0, failedCount: 0, latestFailed: [] },
     expiry: new Date(Date.now() + 90 * 86_400_000),
   };
   const view = {
@@ -28,7 +28,7 @@ test('a queue older than queue_age is one incident until it moves again', async 
   const { sent, state, watcher } = conditions();
   await watcher.check();
   assert.equal(sent.length, 0);
-  state.queue = { count: 4, failedCount: 0, oldestReceivedAt: Date.now() - 2 * 3_600_000 };
+  state.queue = { count: 4, failedCount: 0, latestFailed: [], oldestReceivedAt: Date.now() - 2 * 3_600_000 };
   await watcher.check();
   await watcher.check();
   assert.deepEqual(
@@ -36,7 +36,7 @@ test('a queue older than queue_age is one incident until it moves again', async 
     ['queue-stuck'],
   );
   assert.equal((sent[0] as { messages: number }).messages, 4);
-  state.queue = { count: 0, failedCount: 0 };
+  state.queue = { count: 0, failedCount: 0, latestFailed: [] };
   await watcher.check();
   assert.deepEqual(
     sent.map((event) => event.event),
