@@ -151,6 +151,22 @@ test('reload picks up a replaced certificate file and names the changes that nee
   assert.ok(sensor.ok, sensor.transcript);
 });
 
+test('reload with a broken key file changes nothing: the error is logged and the running certificate and devices stay', async () => {
+  const served = await peerFingerprint();
+  const key = await readFile(join(dir, 'bridge.key'), 'utf8');
+  await writeFile(join(dir, 'bridge.key'), '-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n');
+  await writeFile(file, configWith(DOORPHONE + SENSOR));
+  try {
+    const line = await nextReload(async () => bridge.child.kill('SIGHUP'));
+    assert.equal(line.msg, 'config reload failed: the running config stays');
+    assert.equal(await peerFingerprint(), served);
+    const newcomer = await send('newcomer', 'new-secret', 'new@example.net');
+    assert.ok(newcomer.ok, 'a failed reload must not half-apply the new device list');
+  } finally {
+    await writeFile(join(dir, 'bridge.key'), key);
+  }
+});
+
 test('SIGTERM during DATA loses nothing: the message being sent is finished, answered 250 and delivered', async () => {
   const socket = await openDataSession(ports.none, 'sensor@example.net');
   const reply = new Promise<string>((resolve) => {
