@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { after, test } from 'node:test';
 import { promisify } from 'node:util';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
 import { pythonSmtplib } from '../support/python-client.js';
-import { makePki, type Pki } from '../support/pki.js';
+import { makePki, makeSelfSigned, type Pki } from '../support/pki.js';
 import { CLI } from '../support/cli.js';
 import { providerYaml } from '../support/provider-yaml.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
@@ -27,7 +28,7 @@ interface Setup {
 }
 
 /** A bridge in front of one provider, alerting a loopback webhook, with delivery timings short enough to watch. */
-async function alertingBridge(delivery: string): Promise<Setup> {
+async function alertingBridge(delivery: string, prepare?: (dir: string) => Promise<void>): Promise<Setup> {
   const pkiDir = await mkdtemp(join(tmpdir(), 'smtp-bridge-pki-'));
   cleanups.push(() => rm(pkiDir, { recursive: true, force: true }));
   const pki = await makePki(pkiDir);
@@ -45,6 +46,7 @@ alert:
   upstream_failing_after: 1s
   queue_age: 1h
 `,
+    prepare,
   });
   cleanups.push(() => bridge.stop());
   return { bridge, webhook, pki, provider };
@@ -116,4 +118,21 @@ test('smtp-bridge alert test delivers a test event to the webhook and says so', 
   assert.match(out.stdout, /^webhook +sent$/m);
   await webhook.until(() => events(webhook, 'test').length === 1, 5000);
   assert.match(String(events(webhook, 'test')[0].summary), /test alert/);
+});
+
+test('a listener certificate within 14 days of its end fires one alert, not one per check', async () => {
+  let expires = '';
+  const { webhook } = await alertingBridge('retry_initial: 1s', async (dir) => {
+    // The test PKI's certificates live two days: well inside the warning window.
+    const pair = await makeSelfSigned(dir, 'bridge');
+    expires = new X509Certificate(pair.certPem).validTo;
+  });
+  await webhook.until(() => events(webhook, 'certificate-expiring').length > 0, 10_000);
+  // The conditions are checked every 500 ms with these thresholds: several checks, one alert.
+  await sleep(2000);
+  const alerts = events(webhook, 'certificate-expiring');
+  assert.equal(alerts.length, 1);
+  assert.equal(alerts[0].expires_at, new Date(expires).toISOString());
+  assert.match(String(alerts[0].cert_file), /bridge\.crt$/);
+  assert.match(String(alerts[0].summary), /the listener certificate .*bridge\.crt expires .*; devices will refuse it after that/);
 });
