@@ -8,20 +8,20 @@ import { realpathSync } from 'node:fs';
  */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   serve: { summary: 'run the bridge', load: () => import('./serve.js') },
-  health: { summary: "ask the running bridge's /healthz (or /readyz), for Docker and scripts", load: () => import('./health.js') },
   reload: { summary: 'make the running bridge re-read its config (as SIGHUP does)', load: () => import('./reload.js') },
+  health: { summary: "ask the running bridge's /healthz (or /readyz), for Docker and scripts", load: () => import('./health.js') },
   'check-config': { summary: 'validate a config file and print a summary', load: () => import('./check-config.js') },
   queue: { summary: 'list, show, retry or delete spooled messages', load: () => import('./queue.js') },
   device: { summary: 'list devices and their state, or unfreeze one', load: () => import('./device.js') },
   oauth: { summary: "sign in to an XOAUTH2 upstream, or show its tokens' state", load: () => import('./oauth.js') },
   'hash-secret': { summary: 'turn a device password into the stored secret for its config entry', load: () => import('./hash-secret.js') },
-  alert: { summary: 'send a test alert through the configured command and webhook', load: () => import('./alert.js') },
   probe: { summary: 'show the TLS versions, AUTH mechanisms and certificate an SMTP server offers', load: () => import('./probe.js') },
   'send-test': {
     summary: 'send one test message through the bridge as a device, or straight to an upstream',
     load: () => import('./send-test.js'),
   },
   'auth-response': { summary: 'answer a CRAM-MD5 or DIGEST-MD5 challenge, for testing by hand', load: () => import('./auth-response.js') },
+  alert: { summary: 'send a test alert through the configured command and webhook', load: () => import('./alert.js') },
 };
 
 const USAGE = `usage: smtp-bridge <command> [options]
