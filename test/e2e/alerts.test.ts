@@ -28,7 +28,7 @@ interface Setup {
 }
 
 /** A bridge in front of one provider, alerting a loopback webhook, with delivery timings short enough to watch. */
-async function alertingBridge(delivery: string, prepare?: (dir: string) => Promise<void>): Promise<Setup> {
+async function alertingBridge(delivery: string, prepare?: (dir: string) => Promise<void>, password?: string): Promise<Setup> {
   const pkiDir = await mkdtemp(join(tmpdir(), 'smtp-bridge-pki-'));
   cleanups.push(() => rm(pkiDir, { recursive: true, force: true }));
   const pki = await makePki(pkiDir);
@@ -38,7 +38,7 @@ async function alertingBridge(delivery: string, prepare?: (dir: string) => Promi
   cleanups.push(() => webhook.close());
   const bridge = await startTestBridge({
     yaml: `upstreams:
-${providerYaml({ name: 'provider', port: provider.port, caFile: pki.caFile })}devices:
+${providerYaml({ name: 'provider', port: provider.port, caFile: pki.caFile, password })}devices:
   doorphone: { password: door-secret, senders: [door@example.net], upstream: provider }
 delivery: { ${delivery} }
 alert:
@@ -135,4 +135,19 @@ test('a listener certificate within 14 days of its end fires one alert, not one 
   assert.equal(alerts[0].expires_at, new Date(expires).toISOString());
   assert.match(String(alerts[0].cert_file), /bridge\.crt$/);
   assert.match(String(alerts[0].summary), /the listener certificate .*bridge\.crt expires .*; devices will refuse it after that/);
+});
+
+test('a provider that refuses the account is an upstream failing, with the hint to check the password', async () => {
+  const { bridge, webhook, provider } = await alertingBridge(
+    'retry_initial: 200ms, retry_max: 400ms',
+    undefined,
+    'changed-by-the-provider',
+  );
+  assert.ok((await send(bridge)).ok);
+  await webhook.until(() => events(webhook, 'upstream-failing').length > 0, 10_000);
+  const [failing] = events(webhook, 'upstream-failing');
+  assert.match(String(failing.error), /535/);
+  assert.match(String(failing.hint), /refused the account: check auth\.user and the password/);
+  assert.equal(provider.messages.length, 0);
+  assert.doesNotMatch(JSON.stringify(webhook.bodies), /changed-by-the-provider/);
 });
