@@ -11,6 +11,7 @@ import { swaks } from '../support/swaks-client.js';
 import { canMount } from '../support/mount.js';
 import { CLI } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
+import { waitUntil } from '../support/wait.js';
 import { startRelay, type Relay } from '../support/relay.js';
 
 const exec = promisify(execFile);
@@ -191,8 +192,12 @@ test('silent peers filling the connection table are cut off, and the endpoint an
     assert.ok(whileFull.ok, whileFull.transcript);
     // The held ones are closed once they have sent no request for the request timeout (10 s, checked every 2 s).
     const open = () => silent.filter((socket) => !socket.destroyed && !socket.readableEnded).length;
-    while (open() > 0 && Date.now() - opened < 25_000) await new Promise((resolve) => setTimeout(resolve, 250));
-    assert.equal(open(), 0, 'a silent connection was still open');
+    await waitUntil(
+      () => `the silent connections to be closed; ${open()} still open`,
+      () => open() === 0,
+      25_000,
+      250,
+    );
     assert.ok(
       Date.now() - opened >= 9500,
       `the silent connections were let go after ${Date.now() - opened} ms, before the request timeout`,

@@ -6,6 +6,7 @@ import { startBrowser, type TestBrowser } from '../support/browser.js';
 import type { ClientOptions } from '../support/client-options.js';
 import { pythonSmtplib } from '../support/python-client.js';
 import { freePort } from '../support/ports.js';
+import { waitUntil } from '../support/wait.js';
 import { startRelay, type Relay } from '../support/relay.js';
 import { startDownPort } from '../support/upstream.js';
 
@@ -94,15 +95,13 @@ test('the status page in a real browser at 360 px shows a device that just sent,
   const queued = await send('printer');
   assert.ok(queued.ok, queued.transcript);
   await relay.provider.waitForMessages(2, 10_000);
-  const expired = async () => {
-    for (let waited = 0; waited < 15_000; waited += 200) {
-      const line = relay.bridge.logs.find((l) => l.msg === 'expired' && l.device === 'printer');
-      if (line) return line;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    assert.fail('the printer message did not expire');
-  };
-  const queueId = String((await expired()).queue_id);
+  const expired = await waitUntil(
+    'the printer message to expire',
+    () => relay.bridge.logs.find((line) => line.msg === 'expired' && line.device === 'printer'),
+    15_000,
+    200,
+  );
+  const queueId = String(expired.queue_id);
 
   const page = await browser.browser.newPage();
   try {

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitUntil } from './wait.js';
 
 export interface Webhook {
   url: string;
@@ -28,11 +29,12 @@ export async function startWebhook(): Promise<Webhook> {
     url: `http://127.0.0.1:${port}/alert`,
     bodies,
     async until(predicate, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(bodies)) {
-        if (Date.now() > deadline) throw new Error(`webhook condition not met within ${timeoutMs} ms; got ${JSON.stringify(bodies)}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil(
+        () => `the webhook condition; got ${JSON.stringify(bodies)}`,
+        () => predicate(bodies),
+        timeoutMs,
+        50,
+      );
     },
     close: () =>
       new Promise<void>((resolve) => {
