@@ -80,8 +80,8 @@ SMTPUTF8    yes         yes
 STARTTLS    yes         no
 
 certificate
-subject      CN=bridge.test
-issuer       CN=bridge.test
+subject      CN=localhost
+issuer       CN=localhost
 expires      ${expiry(certPem)}
 verifies     no: DEPTH_ZERO_SELF_SIGNED_CERT
 

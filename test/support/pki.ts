@@ -132,8 +132,8 @@ export async function makePki(dir: string): Promise<Pki> {
   return { caFile, certFile, keyFile, caPem, certPem: pair.certPem, keyPem: pair.keyPem };
 }
 
-/** A self-signed RSA-2048 `localhost` certificate, written as NAME.crt and NAME.key. */
-export async function makeSelfSigned(dir: string, name: string): Promise<SelfSigned> {
+/** A self-signed RSA-2048 `localhost` certificate, written as NAME.crt and NAME.key, valid for `days` days. */
+export async function makeSelfSigned(dir: string, name: string, days = DAYS): Promise<SelfSigned> {
   await mkdir(dir, { recursive: true });
   const certFile = path.join(dir, `${name}.crt`);
   const keyFile = path.join(dir, `${name}.key`);
@@ -146,7 +146,7 @@ export async function makeSelfSigned(dir: string, name: string): Promise<SelfSig
       '-nodes',
       '-sha256',
       '-days',
-      DAYS,
+      days,
       '-keyout',
       keyFile,
       '-out',
