@@ -14,6 +14,7 @@ import { freePort } from '../support/ports.js';
 import { CLI } from '../support/cli.js';
 import { spawnBridge, type BridgeProcess } from '../support/process.js';
 import { openDataSession } from '../support/raw-client.js';
+import { waitUntil } from '../support/wait.js';
 
 const exec = promisify(execFile);
 const DOORPHONE = `  doorphone: { password: door-secret, senders: [door@example.net], upstream: capture }\n`;
@@ -186,10 +187,18 @@ test('SIGTERM during DATA loses nothing: the message being sent is finished, ans
   socket.destroy();
   assert.match(answer, /^250 /m, answer);
   assert.equal(bridge.child.exitCode, 0, bridge.stderr);
-  const messages = await captured();
-  assert.equal(messages.filter((text) => text.includes('the first half and the second half')).length, 1);
-  // Start it again for after(): a stopped bridge is killed without complaint.
+  // Answered 250 means on disk: delivered before the stop, or queued and delivered by the next start.
   bridge = await spawnBridge(file, 1, 60_000);
+  const messages = await waitUntil(
+    'the interrupted message in the capture directory',
+    async () => {
+      const all = await captured();
+      return all.some((text) => text.includes('the first half and the second half')) && all;
+    },
+    15_000,
+    200,
+  );
+  assert.equal(messages.filter((text) => text.includes('the first half and the second half')).length, 1);
 });
 
 /** The SHA-256 fingerprint of the certificate a new TLS session to the bridge gets. */
