@@ -8,8 +8,8 @@ Checks the config file and, if it is valid, asks the running bridge to
 re-read it (SIGHUP, as "systemctl reload" sends). Devices, upstreams,
 policy, limits, delivery and alert settings, and the certificate files'
 content apply to new sessions; open sessions and the queue are untouched.
-Changes to listen, tls paths and versions, hostname, spool, http or log
-need a restart, and the bridge logs them as such.
+Changes to listen, tls paths and versions, hostname, limits, spool, http
+or log need a restart, and the bridge logs them as such.
 
 An invalid file is reported here and not sent: the bridge keeps running
 the config it has.
