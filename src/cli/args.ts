@@ -5,6 +5,14 @@ export const DEFAULT_CONFIG = 'config/smtp-bridge.yaml';
 /** `-c FILE`, which every command that reads the config takes. */
 export const CONFIG_OPTION = { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } } as const;
 
+/** `--json`, for commands that can print machine-readable output. */
+export const JSON_OPTION = { json: { type: 'boolean', default: false } } as const;
+
+/** Plain `--NAME VALUE` options, as parseArgs declares them. */
+export function stringOptions<Name extends string>(...names: Name[]): Record<Name, { type: 'string' }> {
+  return Object.fromEntries(names.map((name) => [name, { type: 'string' }])) as Record<Name, { type: 'string' }>;
+}
+
 export class UsageError extends Error {}
 
 /** `--help` was given: the command prints its help and exits 0 without doing anything else. */

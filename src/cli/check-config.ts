@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import ms from 'ms';
 import { formatRate, LAN_NETWORKS, type Config, type Device, type Listener, type Upstream } from '../config/schema.js';
 import { DevicePolicy } from '../policy/devices.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
+import { CONFIG_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand } from './args.js';
 
 const USAGE = `usage: smtp-bridge check-config [-c FILE]
 
@@ -16,7 +16,7 @@ options:
 
 export async function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, USAGE);
+    const { values } = parseCommandArgs(argv, CONFIG_OPTION, USAGE);
     let loaded: LoadedConfig;
     try {
       loaded = await loadConfig(values.config);

@@ -4,7 +4,7 @@ import { DevicePolicy } from '../policy/devices.js';
 import { FreezeStore, type FreezeRecord } from '../policy/freeze-store.js';
 import { kickServer } from '../spool/signal.js';
 import { SpoolStore, type SpooledMessage } from '../spool/store.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, JSON_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 import { printTable } from './table.js';
 
 const HELP = `usage: smtp-bridge device list [-c FILE] [--json]
@@ -32,8 +32,8 @@ export function run(argv: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs(
       argv,
       {
-        config: { type: 'string', short: 'c', default: DEFAULT_CONFIG },
-        json: { type: 'boolean', default: false },
+        ...CONFIG_OPTION,
+        ...JSON_OPTION,
         release: { type: 'boolean', default: false },
         drop: { type: 'boolean', default: false },
       },

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/load.js';
 import { formatStoredSecret, SCHEME_MECHANISMS } from '../auth/stored-secret.js';
 import { hashSecret, schemesFor, type DigestIdentity } from '../auth/hash-secret.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, stringOptions, UsageError } from './args.js';
 import { readPassword } from './password-input.js';
 
 const KNOWN_MECHANISMS = [...new Set(Object.values(SCHEME_MECHANISMS).flat())];
@@ -32,11 +32,8 @@ export function run(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs(
       argv,
       {
-        config: { type: 'string', short: 'c', default: DEFAULT_CONFIG },
-        device: { type: 'string' },
-        mechanisms: { type: 'string' },
-        username: { type: 'string' },
-        realm: { type: 'string' },
+        ...CONFIG_OPTION,
+        ...stringOptions('device', 'mechanisms', 'username', 'realm'),
       },
       HELP,
     );

@@ -12,7 +12,7 @@ import { TokenStore } from '../delivery/oauth/token-store.js';
 import { createLogger } from '../observe/logger.js';
 import { kickServer } from '../spool/signal.js';
 import { SpoolStore } from '../spool/store.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, JSON_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, stringOptions, UsageError } from './args.js';
 import { printTable } from './table.js';
 
 const HELP = `usage: smtp-bridge oauth login UPSTREAM [-c FILE] [--port N]
@@ -44,16 +44,7 @@ options:
 
 export function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(
-      argv,
-      {
-        config: { type: 'string', short: 'c', default: DEFAULT_CONFIG },
-        port: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      HELP,
-      true,
-    );
+    const { values, positionals } = parseCommandArgs(argv, { ...CONFIG_OPTION, ...JSON_OPTION, ...stringOptions('port') }, HELP, true);
     const [action, name, ...extra] = positionals;
     const port = values.port === undefined ? 0 : Number(values.port);
     const valid =

@@ -2,7 +2,7 @@ import { loadConfig } from '../config/load.js';
 import { kickServer } from '../spool/signal.js';
 import { SpoolStore, type SpooledMessage } from '../spool/store.js';
 import { smtpReplyHint } from '../delivery/provider-hints.js';
-import { DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, JSON_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
 import { printTable } from './table.js';
 
 const HELP = `usage: smtp-bridge queue <action> [ID] [-c FILE] [--json]
@@ -23,12 +23,7 @@ options:
 
 export function run(argv: string[]): Promise<number> {
   return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(
-      argv,
-      { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG }, json: { type: 'boolean', default: false } },
-      HELP,
-      true,
-    );
+    const { values, positionals } = parseCommandArgs(argv, { ...CONFIG_OPTION, ...JSON_OPTION }, HELP, true);
     const [action, id, ...extra] = positionals;
     const needsId = action === 'show' || action === 'delete';
     const takesId = needsId || action === 'retry';

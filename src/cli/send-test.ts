@@ -5,7 +5,7 @@ import type tls from 'node:tls';
 import { cramMd5Answer, digestMd5Answer } from '../auth/client-response.js';
 import { loadConfig } from '../config/load.js';
 import { DEVICE_MECHANISMS, TLS_VERSIONS, type Config, type DeviceMechanism, type TlsVersion } from '../config/schema.js';
-import { CONFIG_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { CONFIG_OPTION, DEFAULT_CONFIG, parseCommandArgs, runCommand, stringOptions, UsageError } from './args.js';
 import { readPassword } from './password-input.js';
 import { SmtpDialogue, type SmtpReply } from './smtp-dialogue.js';
 
@@ -55,13 +55,7 @@ export function run(argv: string[]): Promise<number> {
       argv,
       {
         ...CONFIG_OPTION,
-        device: { type: 'string' },
-        upstream: { type: 'string' },
-        mechanism: { type: 'string' },
-        tls: { type: 'string' },
-        to: { type: 'string' },
-        from: { type: 'string' },
-        password: { type: 'string' },
+        ...stringOptions('device', 'upstream', 'mechanism', 'tls', 'to', 'from', 'password'),
         timeout: { type: 'string', default: '20' },
       },
       HELP,

@@ -20,48 +20,30 @@ export class Metrics {
 
   constructor(view: BridgeView, activity: Activity) {
     const registers = [this.registry];
-    this.accepted = new Counter({
-      name: 'smtp_bridge_messages_accepted_total',
-      help: 'Messages accepted from devices (answered 250 after DATA).',
-      labelNames: ['device'],
-      registers,
-    });
-    this.delivered = new Counter({
-      name: 'smtp_bridge_delivered_total',
-      help: 'Messages (or their remaining recipients) an upstream accepted.',
-      labelNames: ['upstream'],
-      registers,
-    });
-    this.deferred = new Counter({
-      name: 'smtp_bridge_deferred_total',
-      help: 'Delivery attempts that ended in a temporary failure; the message stays queued.',
-      labelNames: ['upstream'],
-      registers,
-    });
-    this.failed = new Counter({
-      name: 'smtp_bridge_failed_total',
-      help: 'Messages moved to the failed area, by reason (bounced: refused for good; expired: too old).',
-      labelNames: ['upstream', 'reason'],
-      registers,
-    });
-    this.authFailures = new Counter({
-      name: 'smtp_bridge_auth_failures_total',
-      help: 'Refused AUTH attempts; device "unknown" when the username matched none.',
-      labelNames: ['device', 'reason'],
-      registers,
-    });
-    this.refused = new Counter({
-      name: 'smtp_bridge_refused_total',
-      help: 'Commands refused by a device rule (senders, recipients, limits, frozen, sizes).',
-      labelNames: ['device', 'rule'],
-      registers,
-    });
-    this.tlsSessions = new Counter({
-      name: 'smtp_bridge_tls_sessions_total',
-      help: 'TLS sessions with devices, by negotiated version.',
-      labelNames: ['version'],
-      registers,
-    });
+    const counter = <Label extends string>(name: string, help: string, labelNames: Label[]) =>
+      new Counter<Label>({ name, help, labelNames, registers });
+    this.accepted = counter('smtp_bridge_messages_accepted_total', 'Messages accepted from devices (answered 250 after DATA).', ['device']);
+    this.delivered = counter('smtp_bridge_delivered_total', 'Messages (or their remaining recipients) an upstream accepted.', ['upstream']);
+    this.deferred = counter(
+      'smtp_bridge_deferred_total',
+      'Delivery attempts that ended in a temporary failure; the message stays queued.',
+      ['upstream'],
+    );
+    this.failed = counter(
+      'smtp_bridge_failed_total',
+      'Messages moved to the failed area, by reason (bounced: refused for good; expired: too old).',
+      ['upstream', 'reason'],
+    );
+    this.authFailures = counter(
+      'smtp_bridge_auth_failures_total',
+      'Refused AUTH attempts; device "unknown" when the username matched none.',
+      ['device', 'reason'],
+    );
+    this.refused = counter('smtp_bridge_refused_total', 'Commands refused by a device rule (senders, recipients, limits, frozen, sizes).', [
+      'device',
+      'rule',
+    ]);
+    this.tlsSessions = counter('smtp_bridge_tls_sessions_total', 'TLS sessions with devices, by negotiated version.', ['version']);
     this.delay = new Histogram({
       name: 'smtp_bridge_delivery_delay_seconds',
       help: 'Time from acceptance to delivery.',
