@@ -228,7 +228,8 @@ const smtpUpstreamSchema = z.strictObject({
     .default('TLSv1.2'),
   ca_file: nonEmpty.optional(),
   connect_timeout: duration('5m').default(15000),
-  concurrency: z.number().int().min(1, { error: 'must be at least 1' }).max(32, { error: 'must be at most 32' }).default(2),
+  concurrency: z.number().int().min(1, { error: 'must be at least 1' }).max(100, { error: 'must be at most 100' }).default(20),
+  rate: rates.optional(),
   idle_timeout: duration('1h').default(30000),
   auth: z.strictObject({
     user: nonEmpty,

@@ -3,6 +3,8 @@ import { ignoreEvents, type EventSink } from '../events.js';
 import type { Logger } from '../observe/logger.js';
 import type { SpooledMessage, SpoolStore } from '../spool/store.js';
 import { nextDelay } from './backoff.js';
+import { ConcurrencyWindow } from './concurrency-window.js';
+import { Pace } from './pace.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { smtpReplyHint } from './provider-hints.js';
 import { DeliveryFailure, type Accepted, type Transport } from './transport.js';
@@ -26,16 +28,22 @@ interface Due {
   device: string;
 }
 
-/** One upstream's share of the work: how many deliveries run, and whether it is backing off. */
+/** One upstream's share of the work: how many deliveries run and may run, its pace, and whether it is backing off. */
 interface Lane {
+  upstream: string;
   active: number;
+  window: ConcurrencyWindow;
+  pace?: Pace;
+  /** Whether the pace has held messages back since the last start, so it is logged once per stretch. */
+  paced: boolean;
   failures: number;
   backoffUntil: number;
 }
 
 /**
  * Postfix's qmgr in small: decides when each spooled message is tried, runs
- * at most `concurrency` deliveries per upstream, retries with backoff, and
+ * as many deliveries per upstream as its provider takes (learnt, up to
+ * `concurrency`) and no faster than its `rate`, retries with backoff, and
  * moves what cannot be delivered to the failed area. The spool files are
  * the truth; the schedule in memory is rebuilt from them by scan().
  */
@@ -92,7 +100,7 @@ export class Scheduler {
   submit(message: SpooledMessage): Promise<Verdict> {
     const queued: Verdict = { status: 'queued', id: message.id };
     const lane = this.lane(message.envelope.upstream);
-    if (this.stopping || !this.canStart(lane, dueOf(message, 0))) {
+    if (this.stopping || !this.canStart(lane, message.conn.device)) {
       this.due.set(message.id, dueOf(message, this.clock.now()));
       this.wakeAt(this.clock.now());
       return Promise.resolve(queued);
@@ -139,16 +147,42 @@ export class Scheduler {
 
   private lane(upstream: string): Lane {
     let lane = this.lanes.get(upstream);
-    if (!lane) this.lanes.set(upstream, (lane = { active: 0, failures: 0, backoffUntil: 0 }));
+    if (!lane) {
+      const transport = this.transports.get(upstream);
+      lane = {
+        upstream,
+        active: 0,
+        window: new ConcurrencyWindow(transport?.concurrency ?? 1),
+        pace: transport?.rate ? new Pace(transport.rate) : undefined,
+        paced: false,
+        failures: 0,
+        backoffUntil: 0,
+      };
+      this.lanes.set(upstream, lane);
+    }
     return lane;
   }
 
-  private hasRoom(lane: Lane, upstream: string): boolean {
-    return lane.active < (this.transports.get(upstream)?.concurrency ?? 1);
+  private hasRoom(lane: Lane): boolean {
+    return lane.active < lane.window.limit;
   }
 
-  private canStart(lane: Lane, target: { upstream: string; device: string }): boolean {
-    return this.hasRoom(lane, target.upstream) && lane.backoffUntil <= this.clock.now() && !this.hold.isHeld(target.device);
+  /** When the lane's rate lets the next delivery start (`now` if it may); logs the first hold-up of a stretch. */
+  private pacedUntil(lane: Lane, now: number): number {
+    const at = lane.pace?.readyAt(now) ?? now;
+    if (at > now && !lane.paced) {
+      lane.paced = true;
+      this.logger.info(
+        { upstream: lane.upstream, rate: lane.pace!.toString(), until: new Date(at).toISOString() },
+        'upstream rate reached',
+      );
+    }
+    return at;
+  }
+
+  private canStart(lane: Lane, device: string): boolean {
+    const now = this.clock.now();
+    return this.hasRoom(lane) && lane.backoffUntil <= now && this.pacedUntil(lane, now) <= now && !this.hold.isHeld(device);
   }
 
   /** Makes sure tick() runs by `at`: one timer, moved only ever earlier. */
@@ -183,8 +217,11 @@ export class Scheduler {
         if (lane.backoffUntil > now) entry.at = lane.backoffUntil;
         else if (this.hold.isHeld(entry.device)) entry.at = now + this.settings.retry_initial;
         else {
+          const paced = this.pacedUntil(lane, now);
+          // Held back by the rate, it keeps its place in the line and the timer wakes when the rate allows.
+          if (paced > now) next = Math.min(next, paced);
           // Started now, or waiting for a slot of its busy upstream: a finished delivery ticks again.
-          if (this.hasRoom(lane, entry.upstream)) this.launch(id, lane);
+          else if (this.hasRoom(lane)) this.launch(id, lane);
           continue;
         }
       }
@@ -194,7 +231,7 @@ export class Scheduler {
   }
 
   private allBusy(): boolean {
-    for (const upstream of this.transports.keys()) if (this.hasRoom(this.lane(upstream), upstream)) return false;
+    for (const upstream of this.transports.keys()) if (this.hasRoom(this.lane(upstream))) return false;
     return true;
   }
 
@@ -206,6 +243,8 @@ export class Scheduler {
     const waiting = this.due.get(id);
     this.due.delete(id);
     lane.active++;
+    lane.pace?.started(this.clock.now());
+    lane.paced = false;
     const run = (fresh ? Promise.resolve(fresh) : this.spool.read(id))
       .then((message) => (message ? this.attempt(message, lane) : ({ status: 'queued', id } as const)))
       .then((verdict) => report?.(verdict))
@@ -243,6 +282,11 @@ export class Scheduler {
         if (pending.length) this.events({ type: 'upstream-ok', upstream: envelope.upstream });
       } catch (err) {
         const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
+        if (failure.sessionRefused && this.sessionRefused(lane, failure)) {
+          // Nothing of the message was sent and nothing is wrong with it: it goes again when a session frees up, as the same attempt.
+          this.due.set(message.id, dueOf(message, this.clock.now()));
+          return queued;
+        }
         result = {
           response: failure.message,
           accepted: [],
@@ -260,7 +304,7 @@ export class Scheduler {
           backoffUntil: failure.unreachable ? lane.backoffUntil : undefined,
         });
       }
-      if (result.accepted.length > 0) lane.failures = 0;
+      if (result.accepted.length > 0) this.noteLaneSuccess(lane);
       const delay_ms = this.clock.now() - Date.parse(envelope.receivedAt);
       const permanent = result.refused.filter((r) => (r.code ?? 0) >= 500);
       const temporary = result.refused.filter((r) => (r.code ?? 0) < 500);
@@ -318,8 +362,34 @@ export class Scheduler {
     }
   }
 
+  private noteLaneSuccess(lane: Lane): void {
+    lane.failures = 0;
+    const raised = lane.window.accepted(lane.active, this.clock.now());
+    if (raised) this.logger.debug({ upstream: lane.upstream, concurrency: raised }, 'upstream concurrency raised');
+  }
+
+  /**
+   * The provider turned one more session down. With other deliveries of ours
+   * running, that is its session limit speaking: fewer at once from now on.
+   * With none running it is the provider refusing everything, which
+   * is answered like any other temporary failure.
+   */
+  private sessionRefused(lane: Lane, failure: DeliveryFailure): boolean {
+    const others = lane.active - 1;
+    if (others < 1) return false;
+    const was = lane.window.limit;
+    const lowered = lane.window.refused(others, this.clock.now());
+    if (lowered)
+      this.logger.warn({ upstream: lane.upstream, concurrency: lowered, was, response: failure.message }, 'upstream concurrency lowered');
+    return true;
+  }
+
   private noteLaneFailure(lane: Lane, failure: DeliveryFailure): void {
     if (!failure.unreachable) return;
+    const was = lane.window.limit;
+    const lowered = lane.window.unreachable();
+    if (lowered)
+      this.logger.warn({ upstream: lane.upstream, concurrency: lowered, was, response: failure.message }, 'upstream concurrency lowered');
     lane.failures++;
     lane.backoffUntil = this.clock.now() + nextDelay(lane.failures, this.settings.retry_initial, this.settings.retry_max);
   }

@@ -58,6 +58,10 @@ export class SmtpTransport implements Transport {
     return this.upstream.concurrency;
   }
 
+  get rate(): SmtpUpstream['rate'] {
+    return this.upstream.rate;
+  }
+
   async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
     const reused = this.takeIdle();
     if (reused) {
@@ -76,7 +80,7 @@ export class SmtpTransport implements Transport {
     try {
       pooled = await this.open();
     } catch (err) {
-      throw toFailure(err as SmtpError);
+      throw toFailure(err as SmtpError, true);
     }
     try {
       return await this.sendOn(pooled, envelope, body());
@@ -267,7 +271,8 @@ function refusals(errors: SmtpError[] | undefined) {
   }));
 }
 
-function toFailure(err: SmtpError | DeliveryFailure): DeliveryFailure {
+/** `opening`: the error came while connecting and logging in, before any part of the message was sent. */
+function toFailure(err: SmtpError | DeliveryFailure, opening = false): DeliveryFailure {
   if (err instanceof DeliveryFailure) return err;
   const code = err.responseCode;
   // A provider's reply to STARTTLS or AUTH means little without the command it answered.
@@ -276,5 +281,7 @@ function toFailure(err: SmtpError | DeliveryFailure): DeliveryFailure {
   // Only a refusal of this message's envelope or content is permanent. A 5xx to STARTTLS or AUTH
   // is the bridge's own setup failing, never the message's fault: keep it and retry.
   if (code && code >= 500 && MESSAGE_ERRORS.has(err.code ?? '')) return new DeliveryFailure('permanent', response, code);
-  return new DeliveryFailure('temporary', response, code, code === undefined && UNREACHABLE.has(err.code ?? ''));
+  // 421 to the greeting, EHLO or AUTH is how providers turn down one session too many (RFC 5321 4.3.2).
+  const sessionRefused = opening && code === 421;
+  return new DeliveryFailure('temporary', response, code, code === undefined && UNREACHABLE.has(err.code ?? ''), sessionRefused);
 }

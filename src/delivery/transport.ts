@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Rate } from '../config/schema.js';
 import type { Envelope, RecipientResult } from '../message.js';
 
 /** What a transport needs of the envelope: the sender the provider sees, and who is still to get it. */
@@ -23,6 +24,8 @@ export class DeliveryFailure extends Error {
     message: string,
     readonly code?: number,
     readonly unreachable = false,
+    /** The provider turned down one more session (a 421 before the message): a sign of too many at once, not of this message. */
+    readonly sessionRefused = false,
   ) {
     super(message);
   }
@@ -31,8 +34,10 @@ export class DeliveryFailure extends Error {
 /** One way of handing a message on: an SMTP provider, or a capture directory. */
 export interface Transport {
   readonly name: string;
-  /** How many messages may be in flight to this upstream at once. */
+  /** The most messages in flight to this upstream at once; the scheduler learns how many it takes, up to this. */
   readonly concurrency: number;
+  /** The provider's declared rate limit, which the scheduler paces deliveries to. */
+  readonly rate?: readonly Rate[];
   /** `body` may be called more than once: a dropped pooled connection is retried on a fresh one. */
   send(envelope: Recipients, body: () => Readable): Promise<Accepted>;
   close(): Promise<void>;

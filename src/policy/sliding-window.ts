@@ -29,6 +29,11 @@ export class SlidingWindow {
     return this.count(now) < this.limit;
   }
 
+  /** When the next event fits: `now` if one does already, else when the oldest counted one leaves the window. */
+  roomAt(now: number): number {
+    return this.hasRoom(now) ? now : this.times[this.start] + this.window;
+  }
+
   /** Counts one event; callers check hasRoom() first, so the window never holds more than the limit. */
   add(now: number): void {
     this.times.push(now);

@@ -334,7 +334,7 @@ test('a full config loads with defaults applied and paths resolved against its d
     min_version: 'TLSv1.2',
     ca_file: join(dir, 'ca/extra.pem'),
     connect_timeout: 15000,
-    concurrency: 2,
+    concurrency: 20,
     idle_timeout: 30000,
     auth: { user: 'bridge@example.net', password: 'upstream-secret', mechanism: 'PLAIN' },
   });
