@@ -173,7 +173,8 @@ export class Scheduler {
     if (at > now && !lane.paced) {
       lane.paced = true;
       this.logger.info(
-        { upstream: lane.upstream, rate: lane.pace!.toString(), until: new Date(at).toISOString() },
+        // Infinity: every slot of the rate is held by a running delivery, whose end frees one at a time not known yet.
+        { upstream: lane.upstream, rate: lane.pace!.toString(), until: Number.isFinite(at) ? new Date(at).toISOString() : undefined },
         'upstream rate reached',
       );
     }
@@ -243,7 +244,7 @@ export class Scheduler {
     const waiting = this.due.get(id);
     this.due.delete(id);
     lane.active++;
-    lane.pace?.started(this.clock.now());
+    lane.pace?.started();
     lane.paced = false;
     const run = (fresh ? Promise.resolve(fresh) : this.spool.read(id))
       .then((message) => (message ? this.attempt(message, lane) : ({ status: 'queued', id } as const)))
@@ -255,6 +256,7 @@ export class Scheduler {
       })
       .finally(() => {
         lane.active--;
+        lane.pace?.ended(this.clock.now());
         this.inFlight.delete(id);
         this.tick();
       });

@@ -29,9 +29,16 @@ export class SlidingWindow {
     return this.count(now) < this.limit;
   }
 
-  /** When the next event fits: `now` if one does already, else when the oldest counted one leaves the window. */
-  roomAt(now: number): number {
-    return this.hasRoom(now) ? now : this.times[this.start] + this.window;
+  /**
+   * When the next event fits while `reserved` of the limit are taken by
+   * events not counted yet: `now` if it does already, else when enough
+   * counted ones have left the window, or never if the reserved ones fill it.
+   */
+  roomAt(now: number, reserved = 0): number {
+    const count = this.count(now);
+    if (count + reserved < this.limit) return now;
+    if (reserved >= this.limit) return Infinity;
+    return this.times[this.start + count + reserved - this.limit] + this.window;
   }
 
   /** Counts one event; callers check hasRoom() first, so the window never holds more than the limit. */
