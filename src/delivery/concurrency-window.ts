@@ -51,11 +51,11 @@ export class ConcurrencyWindow {
   }
 
   /**
-   * The provider refused one more session while `others` of ours were in
-   * flight: that many is what it serves. Returns the new limit when it changed.
+   * The provider refused one more session while it served `served` of ours:
+   * that many is what it takes. Returns the new limit when it changed.
    */
-  refused(others: number, now: number): number | undefined {
-    const changed = this.set(Math.max(1, Math.min(this.limit, others)));
+  refused(served: number, now: number): number | undefined {
+    const changed = this.set(Math.max(1, Math.min(this.limit, served)));
     this.ceiling = this.limit;
     this.ceilingUntil = now + REFUSAL_MEMORY_MS;
     return changed;

@@ -284,7 +284,7 @@ export class Scheduler {
         if (pending.length) this.events({ type: 'upstream-ok', upstream: envelope.upstream });
       } catch (err) {
         const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
-        if (failure.sessionRefused && this.sessionRefused(lane, failure)) {
+        if (this.sessionRefused(lane, failure)) {
           // Nothing of the message was sent and nothing is wrong with it: it goes again when a session frees up, as the same attempt.
           this.due.set(message.id, dueOf(message, this.clock.now()));
           return queued;
@@ -371,16 +371,15 @@ export class Scheduler {
   }
 
   /**
-   * The provider turned one more session down. With other deliveries of ours
-   * running, that is its session limit speaking: fewer at once from now on.
-   * With none running it is the provider refusing everything, which
-   * is answered like any other temporary failure.
+   * Whether the provider turned one more session down while serving others
+   * of ours: that is its session limit speaking, and from now on the bridge
+   * keeps to what it served. Turned down with none of ours open, it is the
+   * provider refusing everything, answered like any other temporary failure.
    */
   private sessionRefused(lane: Lane, failure: DeliveryFailure): boolean {
-    const others = lane.active - 1;
-    if (others < 1) return false;
+    if (!failure.servedSessions) return false;
     const was = lane.window.limit;
-    const lowered = lane.window.refused(others, this.clock.now());
+    const lowered = lane.window.refused(failure.servedSessions, this.clock.now());
     if (lowered)
       this.logger.warn({ upstream: lane.upstream, concurrency: lowered, was, response: failure.message }, 'upstream concurrency lowered');
     return true;

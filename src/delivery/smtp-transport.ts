@@ -42,6 +42,8 @@ export class SmtpTransport implements Transport {
   private readonly idle: Pooled[] = [];
   /** Connections with a message in flight, and how to fail that message when they are cut off. */
   private readonly busy = new Map<SMTPConnection, (err: DeliveryFailure) => void>();
+  /** Logged-in connections open now, busy or idle: what the provider counts against its session limit. */
+  private sessions = 0;
   private closed = false;
 
   constructor(
@@ -80,7 +82,7 @@ export class SmtpTransport implements Transport {
     try {
       pooled = await this.open();
     } catch (err) {
-      throw toFailure(err as SmtpError, true);
+      throw toFailure(err as SmtpError, this.sessions);
     }
     try {
       return await this.sendOn(pooled, envelope, body());
@@ -195,6 +197,8 @@ export class SmtpTransport implements Transport {
     try {
       await this.connect(connection);
       await this.login(connection);
+      this.sessions++;
+      connection.once('end', () => this.sessions--);
       return { connection };
     } catch (err) {
       connection.close();
@@ -271,8 +275,8 @@ function refusals(errors: SmtpError[] | undefined) {
   }));
 }
 
-/** `opening`: the error came while connecting and logging in, before any part of the message was sent. */
-function toFailure(err: SmtpError | DeliveryFailure, opening = false): DeliveryFailure {
+/** `openSessions`: the error came while opening one more session, before any part of the message was sent, with this many others open. */
+function toFailure(err: SmtpError | DeliveryFailure, openSessions?: number): DeliveryFailure {
   if (err instanceof DeliveryFailure) return err;
   const code = err.responseCode;
   // A provider's reply to STARTTLS or AUTH means little without the command it answered.
@@ -282,6 +286,6 @@ function toFailure(err: SmtpError | DeliveryFailure, opening = false): DeliveryF
   // is the bridge's own setup failing, never the message's fault: keep it and retry.
   if (code && code >= 500 && MESSAGE_ERRORS.has(err.code ?? '')) return new DeliveryFailure('permanent', response, code);
   // 421 to the greeting, EHLO or AUTH is how providers turn down one session too many (RFC 5321 4.3.2).
-  const sessionRefused = opening && code === 421;
-  return new DeliveryFailure('temporary', response, code, code === undefined && UNREACHABLE.has(err.code ?? ''), sessionRefused);
+  const servedSessions = code === 421 ? openSessions : undefined;
+  return new DeliveryFailure('temporary', response, code, code === undefined && UNREACHABLE.has(err.code ?? ''), servedSessions);
 }

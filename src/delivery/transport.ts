@@ -24,8 +24,12 @@ export class DeliveryFailure extends Error {
     message: string,
     readonly code?: number,
     readonly unreachable = false,
-    /** The provider turned down one more session (a 421 before the message): a sign of too many at once, not of this message. */
-    readonly sessionRefused = false,
+    /**
+     * Set when the provider turned down one more session (a 421 before the
+     * message) while it served this many of ours: a sign of too many at once,
+     * not of anything about this message.
+     */
+    readonly servedSessions?: number,
   ) {
     super(message);
   }

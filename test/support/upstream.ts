@@ -57,6 +57,10 @@ export interface UpstreamOptions {
    * error challenge as Google does.
    */
   xoauth2?: { user: string; isLive(accessToken: string): boolean; refusal?: '535' | '334' };
+  /** Serve at most this many sessions at once, greeting one more with `421 4.7.0 Too many connections`, as providers do. */
+  maxSessions?: number;
+  /** Take at most `count` messages (counted at MAIL FROM) in any `windowMs`, answering more with `450 4.7.0`. */
+  rateLimit?: { count: number; windowMs: number };
 }
 
 export interface Upstream {
@@ -69,6 +73,11 @@ export interface Upstream {
   errors: Error[];
   /** Sessions opened so far. */
   connections: number;
+  /** The most sessions served at once, and how many were turned away over `maxSessions`. */
+  mostSessions: number;
+  refusedSessions: number;
+  /** MAIL FROMs answered 450 over `rateLimit`. */
+  refusedOverRate: number;
   waitForMessages(n: number, timeoutMs: number): Promise<ReceivedMessage[]>;
   dropSessions(): void;
   close(): Promise<void>;
@@ -159,6 +168,8 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
   const authAttempts: AuthAttempt[] = [];
   const errors: Error[] = [];
   const protocols = new Map<string, string>();
+  const sessions = new Set<string>();
+  const mailTimes: number[] = [];
 
   const server = new SMTPServer({
     secure: opts.mode === 'implicit',
@@ -171,8 +182,28 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     disabledCommands: offerStartTls ? [] : ['STARTTLS'],
     disableReverseLookup: true,
     logger: false,
-    onConnect(_session, callback) {
+    onConnect(session, callback) {
       upstream.connections += 1;
+      if (sessions.size >= (opts.maxSessions ?? Infinity)) {
+        upstream.refusedSessions += 1;
+        callback(replyError({ code: 421, message: '4.7.0 Too many connections' }));
+        return;
+      }
+      sessions.add(session.id);
+      upstream.mostSessions = Math.max(upstream.mostSessions, sessions.size);
+      callback();
+    },
+    onMailFrom(_address, _session, callback) {
+      if (opts.rateLimit) {
+        const now = Date.now();
+        while (mailTimes.length > 0 && mailTimes[0] <= now - opts.rateLimit.windowMs) mailTimes.shift();
+        if (mailTimes.length >= opts.rateLimit.count) {
+          upstream.refusedOverRate += 1;
+          callback(replyError({ code: 450, message: '4.7.0 Rate limit exceeded, try again later' }));
+          return;
+        }
+        mailTimes.push(now);
+      }
       callback();
     },
     onSecure(socket, session, callback) {
@@ -228,6 +259,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     },
     onClose(session) {
       protocols.delete(session.id);
+      sessions.delete(session.id);
     },
   });
   server.on('error', (err) => errors.push(err));
@@ -241,6 +273,9 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     authAttempts,
     errors,
     connections: 0,
+    mostSessions: 0,
+    refusedSessions: 0,
+    refusedOverRate: 0,
     waitForMessages: (n, timeoutMs) =>
       waitUntil(
         () => `the upstream to get ${n} messages (it has ${messages.length})`,

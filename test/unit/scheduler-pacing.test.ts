@@ -62,7 +62,7 @@ class ProviderInMemory implements Transport {
   async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
     if (this.active >= (this.options.sessions ?? Infinity)) {
       this.refusals++;
-      throw new DeliveryFailure('temporary', 'CONN: 421 4.7.0 Too many connections', 421, false, true);
+      throw new DeliveryFailure('temporary', 'CONN: 421 4.7.0 Too many connections', 421, false, this.active);
     }
     const at = this.clock.now;
     this.active++;
