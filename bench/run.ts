@@ -31,10 +31,11 @@ function cpuMs(pid: number): { user: number; sys: number } {
   return { user: (Number(fields[11]) * 1000) / TICKS_PER_SECOND, sys: (Number(fields[12]) * 1000) / TICKS_PER_SECOND };
 }
 
-function cpuPerMessage(before: { user: number; sys: number }, after: { user: number; sys: number }): string {
+/** CPU ms per message (user + system), and the cell that shows it split. */
+function cpuPerMessage(before: { user: number; sys: number }, after: { user: number; sys: number }): { total: number; cell: string } {
   const user = (after.user - before.user) / MESSAGES;
   const sys = (after.sys - before.sys) / MESSAGES;
-  return `${(user + sys).toFixed(2)} (${user.toFixed(2)} + ${sys.toFixed(2)})`;
+  return { total: user + sys, cell: `${(user + sys).toFixed(2)} (${user.toFixed(2)} + ${sys.toFixed(2)})` };
 }
 
 function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -155,6 +156,10 @@ devices:
     await waitForEmptyQueue(spoolDir, logPath);
 
     const rows: string[][] = [];
+    /** Per concurrency: p99 DATA-end → 250, and the bridge's and the sink's CPU per message, for the ratios under the table. */
+    const p99Reply = new Map<number, number>();
+    const bridgeCpu = new Map<number, number>();
+    const sinkCpu = new Map<number, number>();
     const allTimings = new Map<string, DeviceTiming>();
     for (const concurrency of CONCURRENCY) {
       const cpuBefore = cpuMs(pid);
@@ -163,6 +168,9 @@ devices:
       const cpuAfter = cpuMs(pid);
       const replies = [...timings.values()].map((t) => t.dataToReply);
       timings.forEach((timing, id) => allTimings.set(id, timing));
+      const cpu = cpuPerMessage(cpuBefore, cpuAfter);
+      p99Reply.set(concurrency, percentile(replies, 99));
+      bridgeCpu.set(concurrency, cpu.total);
       rows.push([
         `bridge c=${concurrency}`,
         (MESSAGES / seconds).toFixed(0),
@@ -172,7 +180,7 @@ devices:
         '',
         '',
         '',
-        cpuPerMessage(cpuBefore, cpuAfter),
+        cpu.cell,
       ]);
     }
     const peakRss = memoryKb(pid, 'VmHWM');
@@ -191,6 +199,8 @@ devices:
       const cpuBefore = cpuMs(sink.child.pid!);
       const { timings, seconds } = await drive(sink.port, MESSAGES, concurrency, `sink${concurrency}`);
       const replies = [...timings.values()].map((t) => t.dataToReply);
+      const cpu = cpuPerMessage(cpuBefore, cpuMs(sink.child.pid!));
+      sinkCpu.set(concurrency, cpu.total);
       ceiling.push([
         `generator ceiling c=${concurrency}`,
         (MESSAGES / seconds).toFixed(0),
@@ -200,7 +210,7 @@ devices:
         '',
         '',
         '',
-        cpuPerMessage(cpuBefore, cpuMs(sink.child.pid!)),
+        cpu.cell,
       ]);
     }
 
@@ -214,6 +224,7 @@ devices:
       upstream.child.once('exit', () => resolve(JSON.parse(output.trim().split('\n').pop() ?? '{}') as Record<string, number>));
       upstream.child.kill('SIGTERM');
     });
+    const p99Upstream = new Map<number, number>();
     for (const row of rows) {
       const tag = row[0].replace('bridge c=', 'c');
       const hops = [...allTimings.entries()]
@@ -223,6 +234,7 @@ devices:
       row[5] = ms(percentile(hops, 50));
       row[6] = ms(percentile(hops, 95));
       row[7] = ms(percentile(hops, 99));
+      p99Upstream.set(Number(tag.slice(1)), percentile(hops, 99));
     }
 
     const header = [
@@ -248,6 +260,9 @@ devices:
     console.log(
       "\nserver CPU: the bridge process in bridge rows; in ceiling rows the accept-and-forget server (smtp-server, same TLS and AUTH, no disk, no upstream): the floor under the bridge's inbound side",
     );
+    const ratios = (of: (c: number) => number) => [10, 50].map((c) => `c=${c} ${of(c).toFixed(2)}×`).join(', ');
+    console.log(`\np99 DATA-end → provider / p99 DATA-end → 250: ${ratios((c) => p99Upstream.get(c)! / p99Reply.get(c)!)}`);
+    console.log(`CPU per message, bridge / accept-only sink: ${ratios((c) => bridgeCpu.get(c)! / sinkCpu.get(c)!)}`);
     console.log(`\nbridge peak RSS (all runs): ${(peakRss / 1024).toFixed(1)} MB`);
     console.log(`RSS growth while one 25 MB message passed through: ${((rssMax - rssBefore) / 1024).toFixed(1)} MB`);
   } finally {
