@@ -83,6 +83,8 @@ function describeUpstream(upstream: Upstream): string {
     parts.push(`oauth ${oauth.provider ?? oauth.token_url} (${oauth.grant}, ${client}, tokens in ${oauth.token_file})`);
   }
   if (upstream.fallback?.length) parts.push(`fallback ${upstream.fallback.join(', ')}`);
+  parts.push(`up to ${upstream.concurrency} at once`);
+  if (upstream.rate) parts.push(`rate ${upstream.rate.map(formatRate).join(', ')}`);
   if (upstream.ca_file) parts.push(`ca ${upstream.ca_file}`);
   return parts.join(', ');
 }

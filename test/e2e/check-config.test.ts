@@ -21,7 +21,7 @@ test('check-config prints a summary of a good config and no secret', (t) => {
     'limits:    500 connections, 100 per client; 1m per command line, 30m per session; 100 junk commands or 20 errors without progress',
     '  0.0.0.0:587     tls starttls  cleartext AUTH refused',
     '  127.0.0.1:2525  tls none      cleartext AUTH allowed',
-    `  isp: smtp smtp.example.net:465, tls implicit, min TLSv1.2, auth bridge@example.net with PLAIN, ca ${join(dir, 'ca/extra.pem')}`,
+    `  isp: smtp smtp.example.net:465, tls implicit, min TLSv1.2, auth bridge@example.net with PLAIN, up to 20 at once, rate 30/1m, 10000/1d, ca ${join(dir, 'ca/extra.pem')}`,
     `  local: directory ${join(dir, 'captured')} (capture: writes .eml files, delivers nowhere)`,
     '  doorphone',
     '    auth:       required, mechanisms CRAM-MD5',

@@ -56,6 +56,7 @@ const FULL = [
   '    port: 465',
   '    tls: implicit',
   '    ca_file: ca/extra.pem',
+  '    rate: [30/1m, 10000/1d]',
   '    auth:',
   '      user: bridge@example.net',
   '      password_file: /nonexistent-but-unused',

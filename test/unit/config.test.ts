@@ -335,6 +335,10 @@ test('a full config loads with defaults applied and paths resolved against its d
     ca_file: join(dir, 'ca/extra.pem'),
     connect_timeout: 15000,
     concurrency: 20,
+    rate: [
+      { count: 30, per: '1m', window: 60_000 },
+      { count: 10000, per: '1d', window: 86_400_000 },
+    ],
     idle_timeout: 30000,
     auth: { user: 'bridge@example.net', password: 'upstream-secret', mechanism: 'PLAIN' },
   });
