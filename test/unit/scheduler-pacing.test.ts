@@ -44,6 +44,8 @@ interface Send {
 class ProviderInMemory implements Transport {
   readonly accepted: Send[] = [];
   refusals = 0;
+  /** While true, every send fails as a connection that was refused. */
+  down = false;
   active = 0;
   mostActive = 0;
 
@@ -60,6 +62,7 @@ class ProviderInMemory implements Transport {
   }
 
   async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
+    if (this.down) throw new DeliveryFailure('temporary', 'connect ECONNREFUSED 127.0.0.1:465', undefined, true);
     if (this.active >= (this.options.sessions ?? Infinity)) {
       this.refusals++;
       throw new DeliveryFailure('temporary', 'CONN: 421 4.7.0 Too many connections', 421, false, this.active);
@@ -209,8 +212,10 @@ test('with rate 5/1m, a burst of 12 is answered at once and delivered 5, 5 and 2
   assert.equal(clock.now, START, 'every device heard its reply without waiting for the rate');
   assert.equal(heard.filter((verdict) => verdict.status === 'queued').length >= 7, true);
 
-  await until('5 deliveries', () => provider.accepted.length === 5);
-  await sleep(100);
+  // A delivery holds its slot until it has ended (spool writes, real time), so fake time waits for that.
+  const ended = (n: number) => until(`${n} ended attempts`, () => h.logged('attempt finished').length === n);
+  await ended(5);
+  await sleep(50);
   assert.equal(provider.accepted.length, 5, 'a sixth went out within the minute');
   assert.deepEqual(h.logged('upstream rate reached')[0], {
     ...h.logged('upstream rate reached')[0],
@@ -223,7 +228,7 @@ test('with rate 5/1m, a burst of 12 is answered at once and delivered 5, 5 and 2
   await sleep(50);
   assert.equal(provider.accepted.length, 5, 'a sixth went out within the minute');
   await clock.tickAsync(1);
-  await until('10 deliveries', () => provider.accepted.length === 10);
+  await ended(10);
   await clock.tickAsync(60_000);
   await until('12 deliveries', () => provider.accepted.length === 12);
 
@@ -233,4 +238,32 @@ test('with rate 5/1m, a burst of 12 is answered at once and delivered 5, 5 and 2
   );
   assertEachOnce(provider, 12);
   assert.equal(h.logged('upstream rate reached').length, 2, 'logged once per stretch of waiting');
+});
+
+test('an unreachable provider halves the concurrency down to one; it grows again once the provider is back', async (t) => {
+  const clock = createClock(START);
+  const provider = new ProviderInMemory(clock, 8, { takesMs: 100 });
+  const h = await harness(t, clock, provider);
+  const first = h.submit(60);
+  await runUntil('60 deliveries', clock, () => provider.accepted.length === 60);
+  await first;
+  assert.equal(h.logged('upstream concurrency raised').at(-1)?.concurrency, 8);
+
+  provider.down = true;
+  await h.submit(8);
+  await until('8 deferrals', () => h.logged('deferred').length === 8);
+  assert.deepEqual(
+    h.logged('upstream concurrency lowered').map((line) => [line.was, line.concurrency, line.response]),
+    [
+      [8, 4, 'connect ECONNREFUSED 127.0.0.1:465'],
+      [4, 2, 'connect ECONNREFUSED 127.0.0.1:465'],
+      [2, 1, 'connect ECONNREFUSED 127.0.0.1:465'],
+    ],
+  );
+
+  provider.down = false;
+  const raisedBefore = h.logged('upstream concurrency raised').length;
+  await runUntil('the 8 deferred messages', clock, () => provider.accepted.length === 68, 1000);
+  assertEachOnce(provider, 68);
+  assert.equal(h.logged('upstream concurrency raised')[raisedBefore]?.concurrency, 2, 'growing again from one');
 });
