@@ -155,6 +155,14 @@ async function runUntil(what: string, clock: FakeClock, done: () => boolean, ste
   }
 }
 
+/** Submits `n` messages and runs fake time until the provider has taken them all; resolves with what the devices heard. */
+async function deliverAll(h: Harness, clock: FakeClock, provider: ProviderInMemory, n: number): Promise<Verdict[]> {
+  const target = provider.accepted.length + n;
+  const heard = h.submit(n);
+  await runUntil(`${target} deliveries`, clock, () => provider.accepted.length === target);
+  return heard;
+}
+
 function assertEachOnce(provider: ProviderInMemory, n: number): void {
   const subjects = provider.accepted.map((send) => send.subject).sort();
   assert.deepEqual(subjects, Array.from({ length: n }, (_, i) => `reading ${i + 1}`).sort());
@@ -164,9 +172,8 @@ test('against a provider that serves 3 sessions, concurrency settles at 3 after 
   const clock = createClock(START);
   const provider = new ProviderInMemory(clock, 20, { sessions: 3, takesMs: 100 });
   const h = await harness(t, clock, provider);
-  const heard = h.submit(60);
-  await runUntil('60 deliveries', clock, () => provider.accepted.length === 60);
-  assert.ok((await heard).every((verdict) => verdict.status === 'delivered' || verdict.status === 'queued'));
+  const heard = await deliverAll(h, clock, provider, 60);
+  assert.ok(heard.every((verdict) => verdict.status === 'delivered' || verdict.status === 'queued'));
   await until('an empty spool', () => h.logged('attempt finished').length >= 60 + provider.refusals);
   assertEachOnce(provider, 60);
 
@@ -181,9 +188,7 @@ test('against a provider that serves 3 sessions, concurrency settles at 3 after 
   assert.deepEqual(await h.spool.ids(), []);
 
   // Remembered: another burst within the refusal's memory meets no refusal at all.
-  const again = h.submit(30);
-  await runUntil('30 more deliveries', clock, () => provider.accepted.length === 90);
-  await again;
+  await deliverAll(h, clock, provider, 30);
   assert.equal(provider.refusals, 1);
   assert.equal(provider.mostActive, 3);
 });
@@ -192,9 +197,7 @@ test('against a provider that takes everything, concurrency grows to the upstrea
   const clock = createClock(START);
   const provider = new ProviderInMemory(clock, 8, { takesMs: 100 });
   const h = await harness(t, clock, provider);
-  const heard = h.submit(100);
-  await runUntil('100 deliveries', clock, () => provider.accepted.length === 100);
-  await heard;
+  await deliverAll(h, clock, provider, 100);
   assertEachOnce(provider, 100);
   assert.equal(provider.mostActive, 8);
   assert.deepEqual(
@@ -244,9 +247,7 @@ test('an unreachable provider halves the concurrency down to one; it grows again
   const clock = createClock(START);
   const provider = new ProviderInMemory(clock, 8, { takesMs: 100 });
   const h = await harness(t, clock, provider);
-  const first = h.submit(60);
-  await runUntil('60 deliveries', clock, () => provider.accepted.length === 60);
-  await first;
+  await deliverAll(h, clock, provider, 60);
   assert.equal(h.logged('upstream concurrency raised').at(-1)?.concurrency, 8);
 
   provider.down = true;
