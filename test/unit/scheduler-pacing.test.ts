@@ -8,13 +8,14 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClock, type Clock as FakeClock } from '@sinonjs/fake-timers';
 import type { DeliverySettings, Rate } from '../../src/config/schema.js';
-import type { Clock, Timer } from '../../src/delivery/clock.js';
 import { Scheduler, type Verdict } from '../../src/delivery/scheduler.js';
 import { DeliveryFailure, type Accepted, type Recipients, type Transport } from '../../src/delivery/transport.js';
 import type { MessageRecord } from '../../src/message.js';
 import { createLogger } from '../../src/observe/logger.js';
 import { newQueueId, SpoolStore } from '../../src/spool/store.js';
 import type { LogLine } from '../support/bridge.js';
+import { schedulerClock } from '../support/fake-transport.js';
+import { waitUntil } from '../support/wait.js';
 
 /*
  * Adaptive concurrency and pacing of the scheduler against a provider played
@@ -83,16 +84,6 @@ class ProviderInMemory implements Transport {
   async close(): Promise<void> {}
 }
 
-function schedulerClock(fake: FakeClock): Clock {
-  return {
-    now: () => fake.now,
-    setTimeout: (callback, ms) => fake.setTimeout(callback, ms) as Timer,
-    clearTimeout: (timer) => fake.clearTimeout(timer as Parameters<FakeClock['clearTimeout']>[0]),
-    setInterval: (callback, ms) => fake.setInterval(callback, ms) as Timer,
-    clearInterval: (timer) => fake.clearInterval(timer as Parameters<FakeClock['clearInterval']>[0]),
-  };
-}
-
 interface Harness {
   spool: SpoolStore;
   scheduler: Scheduler;
@@ -136,14 +127,8 @@ async function harness(t: TestContext, clock: FakeClock, provider: ProviderInMem
   };
 }
 
-/** Polls in real time (spool writes are real I/O) until `done`, failing after `timeoutMs`. */
-async function until(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
+/** Waits in real time (spool writes are real I/O) until `done`. */
+const until = (what: string, done: () => boolean): Promise<boolean> => waitUntil(what, done, 20_000, 2);
 
 /** Runs fake time on in `stepMs` steps, letting real I/O catch up between them, until `done`. */
 async function runUntil(what: string, clock: FakeClock, done: () => boolean, stepMs = 50): Promise<void> {
