@@ -31,6 +31,10 @@ export class FailoverTransport implements Transport {
     return this.primary.concurrency;
   }
 
+  get rate(): Transport['rate'] {
+    return this.primary.rate;
+  }
+
   async send(envelope: Recipients, body: () => Readable): Promise<Accepted> {
     const tried: string[] = [];
     let last: DeliveryFailure | undefined;
@@ -44,6 +48,8 @@ export class FailoverTransport implements Transport {
         const failure = err instanceof DeliveryFailure ? err : new DeliveryFailure('temporary', (err as Error).message);
         tried.push(`${transport.name}: ${failure.message}`);
         if (failure.kind === 'permanent') throw new DeliveryFailure('permanent', tried.join('; '), failure.code);
+        // A provider at its session limit is busy, not down: the message waits for one of its sessions, and the scheduler learns the limit.
+        if (failure.servedSessions) throw failure;
         if (failure.unreachable) this.restingUntil.set(transport, Date.now() + REST_MS);
         last = failure;
         allUnreachable &&= failure.unreachable;
