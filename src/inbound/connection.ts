@@ -133,6 +133,8 @@ export class BridgeConnection extends SMTPConnection {
   private sessionTimer?: NodeJS.Timeout;
   private junkCommands = 0;
   private errors = 0;
+  /** Gives the connection's place in the connection limits back; set by BridgeServer.connect(). */
+  releaseLimits?: () => void;
 
   private get settings(): BridgeListenerSettings {
     return (this._server as BridgeServer).settings;
@@ -229,6 +231,7 @@ export class BridgeConnection extends SMTPConnection {
   override _onClose(): void {
     clearTimeout(this.lineTimer);
     clearTimeout(this.sessionTimer);
+    this.releaseLimits?.();
     super._onClose();
   }
 
@@ -373,6 +376,13 @@ export class BridgeConnection extends SMTPConnection {
 export class BridgeServer extends SMTPServer {
   /** Every admitted socket until it closes, so that stop can end what close() left half-closed. */
   private readonly sockets = new Set<net.Socket>();
+  /**
+   * Each accepted socket's release from the connection limits. STARTTLS
+   * removes every listener from the plain socket (smtp-server's upgrade), so
+   * its 'close' alone would never give the place back: the session's own
+   * close does too, whichever comes first.
+   */
+  private readonly releases = new WeakMap<net.Socket, () => void>();
 
   constructor(
     options: SMTPServerOptions,
@@ -387,10 +397,12 @@ export class BridgeServer extends SMTPServer {
       const admitted = settings.connections.admit(socket.remoteAddress ?? '');
       if (typeof admitted === 'string') return this.refuse(socket, admitted);
       this.sockets.add(socket);
-      socket.once('close', () => {
+      const release = () => {
         this.sockets.delete(socket);
         admitted();
-      });
+      };
+      this.releases.set(socket, release);
+      socket.once('close', release);
       accept(socket);
     });
   }
@@ -446,6 +458,7 @@ export class BridgeServer extends SMTPServer {
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
     const connection = new BridgeConnection(this, socket, socketOptions);
+    connection.releaseLimits = this.releases.get(socket);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));
     connection.on('connect', (data: SMTPServerConnectionInfo) => this._onClientConnect(data));

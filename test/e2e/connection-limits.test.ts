@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestBridge, type TestBridge } from '../support/bridge.js';
 import { captureYaml, SENSOR_DEVICE } from '../support/capture-config.js';
 import { LineClient } from '../support/line-client.js';
+import { nodemailerClient } from '../support/nodemailer-client.js';
 import { waitUntil } from '../support/wait.js';
 import { freePort } from '../support/ports.js';
 import { spawnBridge } from '../support/process.js';
@@ -73,6 +74,22 @@ test('one address gets max_connections_per_ip sessions; the next ones hear 421 4
   const again = await open('127.0.1.1', 1);
   assert.equal((await again[0].reply())?.code, 220, 'room again once the address closed its sessions');
   closeAll(again);
+  await settle();
+});
+
+test('sessions that went through STARTTLS give their place back: three times max_connections_per_ip of them in a row, one address, all served', async () => {
+  for (let i = 0; i < 3 * PER_IP; i++) {
+    const result = await nodemailerClient({
+      host: '127.0.0.1',
+      port: bridge.ports.starttls!,
+      security: 'starttls',
+      sourceAddress: '127.0.0.1',
+      from: 'sensor@example.net',
+      to: ['owner@example.com'],
+      message: `Subject: reading ${i}\r\n\r\nok\r\n`,
+    });
+    assert.equal(result.code, 250, `session ${i + 1}: ${result.transcript.split('\n').slice(-2).join(' | ')}`);
+  }
   await settle();
 });
 
