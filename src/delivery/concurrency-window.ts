@@ -29,7 +29,7 @@ export class ConcurrencyWindow {
   private ceiling: number;
   private ceilingUntil = 0;
 
-  constructor(readonly max: number) {
+  constructor(private max: number) {
     this.current = Math.min(INITIAL_CONCURRENCY, max);
     this.ceiling = max;
   }
@@ -59,6 +59,13 @@ export class ConcurrencyWindow {
     this.ceiling = this.limit;
     this.ceilingUntil = now + REFUSAL_MEMORY_MS;
     return changed;
+  }
+
+  /** A new maximum (the config was reloaded): the limit learnt so far stays within it. */
+  resize(max: number): void {
+    this.max = max;
+    this.ceiling = Math.min(this.ceiling, max);
+    if (this.current > max) this.set(max);
   }
 
   /** The provider could not be reached at all. Returns the new limit when it changed. */

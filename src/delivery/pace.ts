@@ -28,7 +28,8 @@ export class Pace {
   }
 
   ended(now: number): void {
-    this.running--;
+    // A pace made afresh by a reload hears of deliveries started under the old one ending.
+    this.running = Math.max(0, this.running - 1);
     for (const window of this.finished) window.add(now);
   }
 

@@ -31,6 +31,8 @@ interface Due {
 /** One upstream's share of the work: how many deliveries run and may run, its pace, and whether it is backing off. */
 interface Lane {
   upstream: string;
+  /** The transport the window and pace were made for; a reload may replace it. */
+  transport?: Transport;
   active: number;
   window: ConcurrencyWindow;
   pace?: Pace;
@@ -146,11 +148,12 @@ export class Scheduler {
   }
 
   private lane(upstream: string): Lane {
+    const transport = this.transports.get(upstream);
     let lane = this.lanes.get(upstream);
     if (!lane) {
-      const transport = this.transports.get(upstream);
       lane = {
         upstream,
+        transport,
         active: 0,
         window: new ConcurrencyWindow(transport?.concurrency ?? 1),
         pace: transport?.rate ? new Pace(transport.rate) : undefined,
@@ -159,6 +162,12 @@ export class Scheduler {
         backoffUntil: 0,
       };
       this.lanes.set(upstream, lane);
+    } else if (lane.transport !== transport) {
+      // A reload replaced the upstream: what was learnt about the provider stays, within its new maximum and rate.
+      lane.transport = transport;
+      lane.window.resize(transport?.concurrency ?? 1);
+      if (JSON.stringify(transport?.rate) !== JSON.stringify(lane.pace?.rates))
+        lane.pace = transport?.rate ? new Pace(transport.rate) : undefined;
     }
     return lane;
   }

@@ -61,3 +61,15 @@ test('an unreachable provider halves the window, down to one', () => {
   assert.equal(window.unreachable(), undefined);
   assert.equal(window.limit, 1);
 });
+
+test('a reloaded maximum keeps what was learnt within it', () => {
+  const window = new ConcurrencyWindow(20);
+  acceptFull(window, 200);
+  window.resize(8);
+  assert.equal(window.limit, 8);
+  acceptFull(window, 100);
+  assert.equal(window.limit, 8);
+  window.resize(10);
+  acceptFull(window, 8);
+  assert.equal(window.limit, 9, 'growing again towards the new maximum');
+});
