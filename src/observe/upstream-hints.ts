@@ -1,6 +1,10 @@
+import { smtpReplyHint } from '../delivery/provider-hints.js';
+
 /**
  * What a person should check for an upstream error, from the words the
- * provider or the operating system used. The first matching rule wins.
+ * provider or the operating system used: a known provider refusal's own hint
+ * (the same one the delivery log lines carry) first, else the first rule here
+ * that matches.
  */
 const HINTS: [RegExp, string][] = [
   [
@@ -23,5 +27,7 @@ const HINTS: [RegExp, string][] = [
 ];
 
 export function hintFor(response: string): string {
-  return HINTS.find(([pattern]) => pattern.test(response))?.[1] ?? 'see the log lines "deferred" for this upstream';
+  return (
+    smtpReplyHint(response) ?? HINTS.find(([pattern]) => pattern.test(response))?.[1] ?? 'see the log lines "deferred" for this upstream'
+  );
 }

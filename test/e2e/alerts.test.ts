@@ -147,7 +147,7 @@ test('a provider that refuses the account is an upstream failing, with the hint 
   await webhook.until(() => events(webhook, 'upstream-failing').length > 0, 10_000);
   const [failing] = events(webhook, 'upstream-failing');
   assert.match(String(failing.error), /535/);
-  assert.match(String(failing.hint), /refused the account: check auth\.user and the password/);
+  assert.match(String(failing.hint), /wrong account or app password/);
   assert.equal(provider.messages.length, 0);
   assert.doesNotMatch(JSON.stringify(webhook.bodies), /changed-by-the-provider/);
 });
