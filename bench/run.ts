@@ -171,17 +171,7 @@ devices:
       const cpu = cpuPerMessage(cpuBefore, cpuAfter);
       p99Reply.set(concurrency, percentile(replies, 99));
       bridgeCpu.set(concurrency, cpu.total);
-      rows.push([
-        `bridge c=${concurrency}`,
-        (MESSAGES / seconds).toFixed(0),
-        ms(percentile(replies, 50)),
-        ms(percentile(replies, 95)),
-        ms(percentile(replies, 99)),
-        '',
-        '',
-        '',
-        cpu.cell,
-      ]);
+      rows.push(replyOnlyRow(`bridge c=${concurrency}`, seconds, replies, cpu.cell));
     }
     const peakRss = memoryKb(pid, 'VmHWM');
 
@@ -201,17 +191,7 @@ devices:
       const replies = [...timings.values()].map((t) => t.dataToReply);
       const cpu = cpuPerMessage(cpuBefore, cpuMs(sink.child.pid!));
       sinkCpu.set(concurrency, cpu.total);
-      ceiling.push([
-        `generator ceiling c=${concurrency}`,
-        (MESSAGES / seconds).toFixed(0),
-        ms(percentile(replies, 50)),
-        ms(percentile(replies, 95)),
-        ms(percentile(replies, 99)),
-        '',
-        '',
-        '',
-        cpu.cell,
-      ]);
+      ceiling.push(replyOnlyRow(`generator ceiling c=${concurrency}`, seconds, replies, cpu.cell));
     }
 
     await new Promise<void>((resolve) => {
@@ -275,3 +255,18 @@ main().catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;
 });
+
+/** A table row with DATA-end → 250 figures and no provider columns: a run without arrivals to time. */
+function replyOnlyRow(label: string, seconds: number, replies: number[], cpuCell: string): string[] {
+  return [
+    label,
+    (MESSAGES / seconds).toFixed(0),
+    ms(percentile(replies, 50)),
+    ms(percentile(replies, 95)),
+    ms(percentile(replies, 99)),
+    '',
+    '',
+    '',
+    cpuCell,
+  ];
+}
